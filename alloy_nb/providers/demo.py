@@ -1,0 +1,261 @@
+"""The offline demo provider: deterministic, rule-based replies so notebooks run with no key.
+
+It is honest about what it is (every answer says it is scripted) and exercises the real
+loop: it calls the tools it is given, reads their results and answers from them. It is not
+a model; ``Scripted`` is the provider for exact test scripts.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import operator
+import re
+import secrets
+from typing import Any, ClassVar
+
+from alloy_nb.messages import (
+    Message,
+    TextBlock,
+    ToolDefinition,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
+from alloy_nb.usage import Usage
+
+__all__ = ["DEMO_BANNER", "Demo"]
+
+DEMO_BANNER = (
+    "Offline demo provider: replies are scripted, not from a model. "
+    "Set ANTHROPIC_API_KEY or OPENAI_API_KEY, or run `%alloy provider anthropic:MODEL`."
+)
+_NOTE = "\n\n*(offline demo reply: scripted, not a model)*"
+
+_OPS: dict[type, Any] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.Mod: operator.mod,
+    ast.USub: operator.neg,
+}
+_ARITH = re.compile(r"(?<![\w.])[-(]*\d[\d.\s+\-*/()%^]*[\d)]")
+
+
+class Demo(Provider):
+    """Offline stand-in for a model. ``delay_s`` paces streamed deltas so streaming is
+    visible in a notebook (0 in tests)."""
+
+    name: ClassVar[str] = "demo"
+    supports_streaming: ClassVar[bool] = True
+
+    def __init__(self, model: str = "demo", delay_s: float = 0.02, chunk_chars: int = 6) -> None:
+        self.model = model
+        self.delay_s = delay_s
+        self.chunk_chars = chunk_chars
+
+    async def complete(self, request: ProviderRequest) -> Completion:
+        return self._reply(request)
+
+    async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
+        completion = self._reply(request)
+        text = completion.message.text
+        for i in range(0, len(text), self.chunk_chars):
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            on_delta("text", text[i : i + self.chunk_chars])
+        return completion
+
+    # -- the rules -------------------------------------------------------------------
+
+    def _reply(self, request: ProviderRequest) -> Completion:
+        prompt = _last_user_text(request.messages)
+        tools = {t.name: t for t in request.tools}
+        last = request.messages[-1] if request.messages else None
+        results = last.tool_result_blocks if last is not None else []
+        called = _called_tools(request.messages)
+        if results:
+            follow = self._follow_up(results, request, tools, called)
+            if follow is not None:
+                return follow
+            return self._text(request, _summarise(results))
+        call = self._pick_tool(prompt, tools, called)
+        if call is not None:
+            return self._tool_call(request, *call)
+        return self._text(request, _answer(prompt))
+
+    def _pick_tool(
+        self, prompt: str, tools: dict[str, ToolDefinition], called: set[str]
+    ) -> tuple[str, dict[str, Any]] | None:
+        low = prompt.lower()
+        for name, definition in tools.items():  # a tool named in the prompt wins
+            if re.search(rf"\b{re.escape(name.lower())}\b", low) or (name.replace("_", " ") in low):
+                return name, _arguments_for(definition, prompt)
+        data_words = ("variable", "dataframe", "column", "data", "df", "missing", "table")
+        if "list_variables" in tools and any(w in low for w in data_words):
+            return "list_variables", {}
+        if "Read" in tools or "read" in tools:
+            name = "Read" if "Read" in tools else "read"
+            match = re.search(r"[\w./-]+\.(?:toml|md|txt|py|json|csv|yaml|cfg)\b", prompt)
+            if match:
+                return name, {"file_path": match.group(0)}
+        return None
+
+    def _follow_up(
+        self,
+        results: list[ToolResultBlock],
+        request: ProviderRequest,
+        tools: dict[str, ToolDefinition],
+        called: set[str],
+    ) -> Completion | None:
+        """After ``list_variables``, inspect the most interesting variable once."""
+        if "inspect_variable" not in tools or "inspect_variable" in called:
+            return None
+        listing = "\n".join(r.content for r in results if not r.is_error)
+        names = re.findall(r"^\s*[-*]?\s*`?([A-Za-z_]\w*)`?\s*[:(|]", listing, re.M)
+        if not names:
+            return None
+        prompt = _last_user_text(request.messages)
+        frames = [n for n in names if re.search(rf"\b{n}\b.*DataFrame", listing)]
+        mentioned = [n for n in names if re.search(rf"\b{re.escape(n)}\b", prompt)]
+        target = (mentioned or frames or names)[0]
+        return self._tool_call(request, "inspect_variable", {"name": target})
+
+    # -- building replies -------------------------------------------------------------
+
+    def _text(self, request: ProviderRequest, text: str) -> Completion:
+        return Completion(
+            stop_reason="end_turn",
+            message=Message(role="assistant", content=[TextBlock(text=text + _NOTE)]),
+            usage=_usage(request, text),
+            model=self.model,
+        )
+
+    def _tool_call(self, request: ProviderRequest, name: str, args: dict[str, Any]) -> Completion:
+        intro = f"Let me use the `{name}` tool."
+        block = ToolUseBlock(id=f"demo_{secrets.token_hex(6)}", name=name, input=args)
+        return Completion(
+            stop_reason="tool_use",
+            message=Message(role="assistant", content=[TextBlock(text=intro), block]),
+            usage=_usage(request, intro + json.dumps(args)),
+            model=self.model,
+        )
+
+
+def _last_user_text(messages: list[Message]) -> str:
+    for m in reversed(messages):
+        if m.role == "user" and m.text:
+            return m.text
+    return ""
+
+
+def _called_tools(messages: list[Message]) -> set[str]:
+    """Tools already called since the last plain user prompt."""
+    names: set[str] = set()
+    for m in reversed(messages):
+        if m.role == "user" and m.text and not m.tool_result_blocks:
+            break
+        names.update(c.name for c in m.tool_calls)
+    return names
+
+
+def _usage(request: ProviderRequest, out: str) -> Usage:
+    chars = sum(len(b.model_dump_json()) for m in request.messages for b in m.content)
+    return Usage(input_tokens=max(1, chars // 4), output_tokens=max(1, len(out) // 4))
+
+
+def _arguments_for(tool: ToolDefinition, prompt: str) -> dict[str, Any]:
+    """Plausible arguments from the schema: numbers from the prompt, quoted strings, enums."""
+    props: dict[str, Any] = tool.input_schema.get("properties", {})
+    numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", prompt)]
+    quoted = re.findall(r"[\"'`]([^\"'`]+)[\"'`]", prompt)
+    args: dict[str, Any] = {}
+    for key, schema in props.items():
+        args[key] = _sample(key, schema, numbers, quoted, prompt)
+    required = tool.input_schema.get("required")
+    if required is not None:
+        args = {k: v for k, v in args.items() if k in required or v not in (None, "", [])}
+    return args
+
+
+def _sample(
+    key: str, schema: dict[str, Any], numbers: list[float], quoted: list[str], prompt: str
+) -> Any:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        options = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        return _sample(key, options[0], numbers, quoted, prompt) if options else None
+    if kind == "integer":
+        return int(numbers.pop(0)) if numbers else 1
+    if kind == "number":
+        return numbers.pop(0) if numbers else 1.0
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {
+            k: _sample(k, s, numbers, quoted, prompt)
+            for k, s in schema.get("properties", {}).items()
+        }
+    if quoted:
+        return quoted.pop(0)
+    return prompt.strip().splitlines()[0][:80] if prompt.strip() else key
+
+
+def _summarise(results: list[ToolResultBlock]) -> str:
+    parts = ["Here is what the tools returned:"]
+    for r in results:
+        body = r.content if len(r.content) < 1200 else r.content[:1200] + "\n…"
+        label = "error" if r.is_error else "result"
+        parts.append(f"\n**{label}**\n\n```\n{body}\n```")
+    return "\n".join(parts)
+
+
+def _answer(prompt: str) -> str:
+    value = _arithmetic(prompt)
+    if value is not None:
+        return f"**{value}**"
+    topic = prompt.strip().splitlines()[0][:120] if prompt.strip() else "your question"
+    return (
+        f"## About: {topic}\n\n"
+        "I am the offline demo provider, so this answer is scripted. With a real model "
+        "you would get an actual answer here. Meanwhile, this is what the harness does:\n\n"
+        "- streams the reply into this cell as it arrives,\n"
+        "- runs tool calls and shows each one as a card,\n"
+        "- keeps the conversation, so the next cell continues it,\n"
+        "- counts tokens and cost in the footer.\n\n"
+        "```python\nimport alloy_nb as alloy\n"
+        'result = alloy.run("What is 2+2?", provider="anthropic:claude-sonnet-4-6")\n```'
+    )
+
+
+def _arithmetic(prompt: str) -> int | float | None:
+    for candidate in _ARITH.findall(prompt.replace("^", "**")):
+        expr = candidate.strip()
+        if not re.search(r"[-+*/%]", expr.lstrip("-(")):
+            continue
+        try:
+            value = _eval(ast.parse(expr, mode="eval").body)
+        except (SyntaxError, ValueError, ZeroDivisionError, TypeError, OverflowError):
+            continue
+        return int(value) if float(value).is_integer() else round(value, 10)
+    return None
+
+
+def _eval(node: ast.AST) -> float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        left, right = _eval(node.left), _eval(node.right)
+        if isinstance(node.op, ast.Pow) and abs(right) > 100:
+            raise ValueError("exponent too large")
+        return _OPS[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_eval(node.operand))
+    raise ValueError("not arithmetic")

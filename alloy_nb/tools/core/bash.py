@@ -1,0 +1,167 @@
+"""The ``bash`` tool: run one shell command in the working directory, with a timeout.
+
+The child gets its own process group (killed whole on timeout or cancellation) and an
+environment without secrets. Bash is not path-confined; ``tools/_paths.py`` confines files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import re
+import signal
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from alloy_nb.errors import ToolError
+from alloy_nb.tools._paths import working_directory
+from alloy_nb.tools.base import Tool
+from alloy_nb.tools.core.read import int_arg
+
+__all__ = ["DEFAULT_TIMEOUT_MS", "MAX_OUTPUT_BYTES", "MAX_TIMEOUT_MS", "Bash", "scrub_env"]
+
+DEFAULT_TIMEOUT_MS = 10_000
+MAX_TIMEOUT_MS = 600_000
+MAX_OUTPUT_BYTES = 30_000
+_SECRET = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+_TIMED_OUT = (
+    "Command timed out after {t}ms. The process may have started a server, entered an "
+    "infinite loop, or is waiting for input. Try a non-blocking approach."
+)
+
+
+class Bash(Tool):
+    """Run ``bash -rc COMMAND`` (restricted, as the reference; ``bash_restricted=False`` in
+    the context gives ``bash -c``); stderr is merged into stdout and the exit code appended.
+
+    ``context["bash_executor"]``, a (sync or async) ``(command, working_dir) -> (output,
+    exit_code)``, replaces the shell, e.g. to run commands in a sandbox.
+    """
+
+    name = "bash"
+    description = "Execute a shell command and return its output."
+    input_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "command": {"type": "string", "description": "The shell command to execute"},
+            "timeout": {
+                "type": "integer",
+                "description": "Timeout in milliseconds (default: 10000)",
+                "default": DEFAULT_TIMEOUT_MS,
+            },
+        },
+        "required": ["command"],
+    }
+
+    async def execute(self, input: dict[str, Any], context: Mapping[str, Any]) -> str:
+        command = input.get("command")
+        if not isinstance(command, str) or not command.strip():
+            raise ToolError("command must be a non-empty string")
+        timeout_ms = effective_timeout(input, context)
+        cwd = working_directory(context)
+        executor = context.get("bash_executor")
+        if callable(executor):
+            output, code = await _run_executor(executor, command, cwd, timeout_ms)
+        else:
+            if not os.path.isdir(cwd):
+                raise ToolError(f"Working directory does not exist: {cwd}")
+            flags = "-c" if context.get("bash_restricted") is False else "-rc"
+            output, code = await _run_shell(["bash", flags, command], cwd, timeout_ms)
+        return f"{output}\nexit code: {code}"
+
+
+def effective_timeout(input: Mapping[str, Any], context: Mapping[str, Any]) -> int:
+    """``min(input timeout or 10 000, 600 000, context["tool_timeout_ms"])`` in ms.
+
+    The reference honours the model's value since 0.8; the cap keeps a model from parking
+    the kernel, and staying under the executor's own timeout keeps the partial output.
+    """
+    asked = int_arg(input, "timeout", DEFAULT_TIMEOUT_MS)
+    timeout = min(asked if asked > 0 else DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS)
+    outer = context.get("tool_timeout_ms")
+    if isinstance(outer, int) and not isinstance(outer, bool) and outer > 0:
+        timeout = min(timeout, outer)
+    return timeout
+
+
+def scrub_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Drop every variable whose name contains KEY, SECRET, TOKEN, PASSWORD, PASSWD or
+    CREDENTIAL (case-insensitive; this covers ``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``)."""
+    return {k: v for k, v in env.items() if not _SECRET.search(k)}
+
+
+async def _run_shell(argv: list[str], cwd: str, timeout_ms: int) -> tuple[str, int]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=scrub_env(os.environ),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # own process group, so a kill reaches every descendant
+    )
+    sink = _Capped(MAX_OUTPUT_BYTES)
+    assert proc.stdout is not None
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(sink.drain(proc.stdout), proc.wait()), timeout_ms / 1000
+        )
+    except asyncio.TimeoutError:
+        await _kill(proc)
+        partial = sink.text()
+        tail = f"\n\nOutput before the timeout:\n{partial}" if partial else ""
+        raise ToolError(_TIMED_OUT.format(t=timeout_ms) + tail) from None
+    except BaseException:  # cancelled (Stop, interrupt, tool timeout): leave nothing running
+        await asyncio.shield(_kill(proc))
+        raise
+    return sink.text(), proc.returncode if proc.returncode is not None else -1
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+async def _run_executor(executor: Any, command: str, cwd: str, timeout_ms: int) -> tuple[str, int]:
+    async def call() -> Any:
+        if inspect.iscoroutinefunction(executor):
+            return await executor(command, cwd)
+        return await asyncio.to_thread(executor, command, cwd)
+
+    try:
+        output, code = await asyncio.wait_for(call(), timeout_ms / 1000)
+    except asyncio.TimeoutError:
+        raise ToolError(f"Command timed out after {timeout_ms}ms.") from None
+    except Exception as exc:
+        raise ToolError(f"Executor crashed: {exc!r}") from exc
+    sink = _Capped(MAX_OUTPUT_BYTES)
+    sink.feed(str(output).encode())
+    return sink.text(), int(code)
+
+
+class _Capped:
+    """Keep the first and last ``limit/2`` bytes of a stream, counting what falls between."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.half, self.total = limit, limit // 2, 0
+        self.head, self.tail = bytearray(), bytearray()
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            self.feed(chunk)
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self.head += chunk[: self.limit - len(self.head)]
+        self.tail += chunk
+        del self.tail[: max(len(self.tail) - self.half, 0)]
+
+    def text(self) -> str:
+        if self.total <= self.limit:
+            return self.head.decode("utf-8", errors="replace")
+        head = self.head[: self.half].decode("utf-8", errors="replace")
+        tail = self.tail.decode("utf-8", errors="replace")
+        return f"{head}\n... [truncated {self.total - 2 * self.half} bytes] ...\n{tail}"

@@ -82,7 +82,7 @@ class Demo(Provider):
             if follow is not None:
                 return follow
             return self._text(request, _summarise(results))
-        call = self._pick_tool(prompt, tools, called)
+        call = self._pick_tool(_exchange_text(request.messages), tools, called)
         if call is not None:
             return self._tool_call(request, *call)
         return self._text(request, _answer(prompt))
@@ -152,6 +152,13 @@ def _last_user_text(messages: list[Message]) -> str:
     return ""
 
 
+def _exchange_text(messages: list[Message]) -> str:
+    """The last two user prompts, oldest first: when the loop adds a continuation prompt
+    (``until_tool``) the real request precedes it, so arguments come from both."""
+    texts = [m.text for m in messages if m.role == "user" and m.text]
+    return "\n".join(texts[-2:])
+
+
 def _called_tools(messages: list[Message]) -> set[str]:
     """Tools already called since the last plain user prompt."""
     names: set[str] = set()
@@ -209,12 +216,27 @@ def _sample(
 
 
 def _summarise(results: list[ToolResultBlock]) -> str:
-    parts = ["Here is what the tools returned:"]
+    parts = [_missing_values_finding(results) or "Here is what the tools returned:"]
     for r in results:
         body = r.content if len(r.content) < 1200 else r.content[:1200] + "\n…"
         label = "error" if r.is_error else "result"
         parts.append(f"\n**{label}**\n\n```\n{body}\n```")
     return "\n".join(parts)
+
+
+def _missing_values_finding(results: list[ToolResultBlock]) -> str | None:
+    """Read ``inspect_variable``'s missing-value section, as a model would."""
+    for r in results:
+        section = r.content.split("missing values per column:", 1)
+        if len(section) < 2:
+            continue
+        counts = re.findall(r"^\s+(\S+): (\d+)", section[1], re.M)
+        if counts:
+            column, n = max(counts, key=lambda c: int(c[1]))
+            if int(n) == 0:
+                return "No column has missing values. Details:"
+            return f"Column `{column}` has the most missing values ({n}). Details:"
+    return None
 
 
 def _answer(prompt: str) -> str:

@@ -1,0 +1,205 @@
+"""Run one reply's tool calls: middleware tagging, then execution with timeouts.
+
+Every call gets exactly one result block (in call order) and one metadata entry: a crash,
+a timeout, an unknown name or a ``Block`` becomes an error result the model can read;
+nothing here ends the run except a ``Halt`` from ``before_tool_call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from alloy_nb.errors import ToolError
+from alloy_nb.events import Emitter
+from alloy_nb.messages import ToolResultBlock, ToolUseBlock
+from alloy_nb.middleware import Block, Halt, run_before_tool_call
+from alloy_nb.result import ToolCall
+from alloy_nb.state import AgentState
+from alloy_nb.tools.base import ToolResult
+
+__all__ = ["execute_tools", "tool_context", "truncate_result"]
+
+log = logging.getLogger("alloy_nb")
+
+_Outcome = tuple[ToolResultBlock, ToolCall]
+_CANCEL_GRACE_S = 1.0
+
+
+class _TimedOut(Exception):
+    """The tool outlived ``tool_timeout_ms``."""
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a detached task's exception as seen (no 'never retrieved' noise)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def tool_context(config: Any, state: AgentState) -> dict[str, Any]:
+    """The mapping tools receive: config context, then state context, then the cwd."""
+    return {**config.context, **state.context, "working_directory": config.working_directory}
+
+
+def truncate_result(text: str, limit: int | None) -> str:
+    """Keep the head and the tail of an over-long result, with a marker between them."""
+    if not limit or len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - head
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n\n[... {cut} characters truncated ...]\n\n{text[-tail:]}"
+
+
+async def _invoke(tool: Any, args: dict[str, Any], context: dict[str, Any]) -> Any:
+    execute = tool.execute
+    if inspect.iscoroutinefunction(execute):
+        out = await execute(args, context)
+    else:
+        out = await asyncio.to_thread(execute, args, context)  # never block the loop
+    if inspect.isawaitable(out):
+        out = await out
+    return out
+
+
+def _as_result(tool: Any, out: Any) -> ToolResult:
+    if isinstance(out, ToolResult):
+        return out
+    if isinstance(out, str):
+        return ToolResult(content=out)
+    raise TypeError(
+        f"tool {tool.name!r} returned {type(out).__name__}; return a str or a ToolResult"
+    )
+
+
+class _Batch:
+    """The calls of one assistant reply and what is needed to run and report them."""
+
+    def __init__(self, config: Any, state: AgentState, emitter: Emitter, turn: int) -> None:
+        self.config = config
+        self.state = state
+        self.emitter = emitter
+        self.turn = turn
+        self.context = tool_context(config, state)
+        self.timeout_s = config.tool_timeout_ms / 1000
+
+    def _start(self, call: ToolUseBlock) -> int:
+        payload = {"id": call.id, "name": call.name, "input": call.input}
+        return self.emitter.emit("tool_start", payload, turn=self.turn).seq
+
+    def _finish(self, call: ToolUseBlock, start_seq: int | None, started: float,
+                result: ToolResult) -> _Outcome:
+        duration_ms = max(0, int((time.monotonic() - started) * 1000)) if started else 0
+        error = result.content if result.is_error else None
+        end = self.emitter.emit("tool_end", {
+            "id": call.id, "name": call.name, "input": call.input,
+            "duration_ms": duration_ms, "error": error, "start_event_seq": start_seq,
+            "result": result.content,
+        }, turn=self.turn)
+        block = ToolResultBlock(
+            tool_use_id=call.id, content=result.content, is_error=result.is_error
+        )
+        meta = ToolCall(
+            id=call.id, name=call.name, input=dict(call.input), duration_ms=duration_ms,
+            error=error, correlation_id=self.emitter.correlation_id,
+            start_event_seq=start_seq, end_event_seq=end.seq, structured_data=result.data,
+        )
+        return block, meta
+
+    async def _bounded(self, coro: Any) -> Any:
+        """Await ``coro`` for at most ``tool_timeout_ms`` (a tool's own TimeoutError is
+        a crash, not our timeout). Cancelled work gets a short grace to clean up."""
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(_retrieve)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.timeout_s)
+        except asyncio.CancelledError:
+            task.cancel()  # the run was cancelled: stop the tool, do not wait for it
+            raise
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=_CANCEL_GRACE_S)
+            raise _TimedOut
+        return task.result()
+
+    async def blocked(self, call: ToolUseBlock, reason: str) -> _Outcome:
+        start = self._start(call)
+        return self._finish(call, start, 0.0, ToolResult(content=f"Blocked: {reason}",
+                                                          is_error=True))
+
+    async def run(self, call: ToolUseBlock) -> _Outcome:
+        start = self._start(call)
+        started = time.monotonic()
+        tool = self.config.tools_by_name.get(call.name)
+        if tool is None:
+            result = ToolResult(content=f"Unknown tool: {call.name}", is_error=True)
+            return self._finish(call, start, started, result)
+        try:
+            out = await self._bounded(_invoke(tool, dict(call.input or {}), dict(self.context)))
+            result = _as_result(tool, out)
+        except _TimedOut:
+            ms = self.config.tool_timeout_ms
+            result = ToolResult(
+                content=f"Tool execution crashed: timeout after {ms} ms", is_error=True
+            )
+        except ToolError as exc:
+            result = ToolResult(content=str(exc), is_error=True)
+        except Exception as exc:
+            log.warning("tool %r crashed", call.name, exc_info=True)
+            result = ToolResult(
+                content=f"Tool crashed: {type(exc).__name__}: {exc}", is_error=True
+            )
+        limit = getattr(tool, "max_result_chars", None)
+        if limit and len(result.content) > limit:
+            result = result.model_copy(update={"content": truncate_result(result.content, limit)})
+        return self._finish(call, start, started, result)
+
+
+async def execute_tools(
+    calls: Sequence[ToolUseBlock], config: Any, state: AgentState, emitter: Emitter,
+    *, turn: int,
+) -> tuple[list[ToolResultBlock], list[ToolCall]] | Halt:
+    """Run ``calls`` and return result blocks and metadata in call order, or a ``Halt``.
+
+    1. ``before_tool_call`` middleware tags each call in order (run / Block / Halt); a Halt
+       aborts the batch before anything runs or any event is emitted.
+    2. Tools with ``concurrent = False`` run one at a time, in call order.
+    3. The rest (and blocked/unknown calls) run together; each is bounded by
+       ``tool_timeout_ms``.
+    """
+    tags: list[Block | None] = []
+    for call in calls:
+        verdict = await run_before_tool_call(config.middleware, state, call.model_dump())
+        if isinstance(verdict, Halt):
+            return verdict
+        tags.append(verdict)
+
+    batch = _Batch(config, state, emitter, turn)
+    outcomes: list[_Outcome | None] = [None] * len(calls)
+    sequential: list[int] = []
+    together: list[int] = []
+    for i, call in enumerate(calls):
+        tool = config.tools_by_name.get(call.name)
+        serial = tags[i] is None and tool is not None and not getattr(tool, "concurrent", True)
+        (sequential if serial else together).append(i)
+
+    for i in sequential:
+        outcomes[i] = await batch.run(calls[i])
+
+    def job(i: int) -> Any:
+        tag = tags[i]
+        return batch.blocked(calls[i], tag.reason) if tag is not None else batch.run(calls[i])
+
+    if len(together) == 1:
+        outcomes[together[0]] = await job(together[0])
+    elif together:
+        done = await asyncio.gather(*(job(i) for i in together))
+        for i, outcome in zip(together, done, strict=True):
+            outcomes[i] = outcome
+    blocks = [o[0] for o in outcomes if o is not None]
+    metas = [o[1] for o in outcomes if o is not None]
+    return blocks, metas

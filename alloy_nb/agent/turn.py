@@ -1,0 +1,291 @@
+"""The agent loop: compaction → hooks → model call → tools → repeat, over explicit state.
+
+No I/O of its own and no UI: effects come in through the config (provider, tools,
+middleware) and go out as events through the emitter. ``api`` and ``Session`` wrap it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from alloy_nb import model_metadata
+from alloy_nb.agent.executor import execute_tools
+from alloy_nb.agent.retry import DEADLINE_HEADROOM_S, call_with_retry
+from alloy_nb.compaction import maybe_compact
+from alloy_nb.errors import AlloyError, ProviderError
+from alloy_nb.events import Emitter, Listener, new_id
+from alloy_nb.messages import ToolUseBlock, repair_history, tool_results, user
+from alloy_nb.middleware import Halt, run_hook
+from alloy_nb.providers.base import Completion, DeltaKind, ProviderRequest
+from alloy_nb.state import AgentState
+from alloy_nb.usage import Usage
+
+__all__ = ["CONTINUATION_PROMPT", "new_emitter", "run_loop"]
+
+log = logging.getLogger("alloy_nb")
+
+#: User message appended when the model ends its turn before calling ``until_tool``.
+CONTINUATION_PROMPT = (
+    "You ended your turn without calling the `{tool}` tool. Please call the `{tool}` tool "
+    "now; the task is not complete until you do."
+)
+
+
+def new_emitter(
+    config: Any,
+    state: AgentState | None = None,
+    *,
+    correlation_id: str | None = None,
+    listeners: Iterable[Listener] = (),
+) -> Emitter:
+    """An emitter for one run, delivering to ``config.on_event`` and ``listeners``.
+
+    Correlation id: the explicit one, else ``context["request_id"]``, else
+    ``context["correlation_id"]`` (strings only), else ``"run_<random>"``.
+    """
+    ctx = {**config.context, **(state.context if state is not None else {})}
+    if correlation_id is None:
+        for key in ("request_id", "correlation_id"):
+            if isinstance(ctx.get(key), str):
+                correlation_id = ctx[key]
+                break
+    found = [config.on_event, *listeners]
+    return Emitter(correlation_id or f"run_{new_id()}", [f for f in found if f is not None])
+
+
+def _price(usage: Usage, model: str | None, overrides: dict[str, Any]) -> Usage:
+    info = model_metadata.lookup(model, overrides) if model else None
+    if info is None:
+        return usage.with_cost(None, None)
+    return usage.with_cost(
+        info.input_price, info.output_price, info.cache_read_price, info.cache_write_price
+    )
+
+
+class _Loop:
+    """One ``run_loop`` call: the state, the emitter and the per-run deadline."""
+
+    def __init__(self, config: Any, state: AgentState, emitter: Emitter, streaming: bool,
+                 on_chunk: Callable[[str], Any] | None) -> None:
+        self.state = state
+        self.emitter = emitter
+        self.streaming = streaming
+        self.on_chunk = on_chunk
+        self.deadline = time.monotonic() + config.timeout_ms / 1000 - DEADLINE_HEADROOM_S
+        state.config = config
+        if config.context:
+            state.context = {**config.context, **state.context}
+
+    @property
+    def config(self) -> Any:
+        return self.state.config  # middleware may swap it between turns
+
+    # ---- outcomes -------------------------------------------------------------------
+
+    def _end(self, status: str, error: str | None = None) -> bool:
+        self.state.status = status  # type: ignore[assignment]
+        self.state.error = error
+        return False
+
+    def _halt(self, reason: str) -> bool:
+        return self._end("halted", f"Halted by middleware: {reason}")
+
+    async def _hook(self, hook: str) -> bool:
+        """Run a threading hook; False when it halted the run."""
+        if not self.config.middleware:
+            return True
+        out = await run_hook(self.config.middleware, hook, self.state)
+        if isinstance(out, Halt):
+            return self._halt(out.reason)
+        if out is not self.state:  # a replacement state: adopt it, callers hold ours
+            for f in dataclasses.fields(AgentState):
+                setattr(self.state, f.name, getattr(out, f.name))
+        return True
+
+    async def _fail(self, err: BaseException, kind: str = "provider") -> bool:
+        self._end("error", str(err))
+        self.emitter.emit("error", {
+            "error": str(err), "type": type(err).__name__, "stage": kind,
+            "retryable": bool(getattr(err, "retryable", False)),
+        }, turn=self.state.turn + 1)
+        await self._hook("on_error")
+        return False
+
+    # ---- one iteration --------------------------------------------------------------
+
+    async def turn(self) -> bool:
+        """One iteration; True to go round again."""
+        state, config = self.state, self.config
+        if state.turn >= config.max_turns:
+            return self._end("max_turns")
+        budget = config.max_budget_cents
+        if budget is not None and state.usage.estimated_cost_cents > budget:
+            cost = state.usage.estimated_cost_cents
+            return self._end(
+                "budget_exceeded",
+                f"Budget exceeded: estimated cost {cost:.4f} cents > max_budget_cents {budget}",
+            )
+        if not await self._compact():
+            return False
+        if not await self._hook("before_completion"):
+            return False
+        config = self.config
+        number = state.turn + 1
+        self.emitter.emit("turn_start", {
+            "model": config.model, "provider": getattr(config.provider, "name", None),
+        }, turn=number)
+        request = ProviderRequest(
+            messages=list(state.messages), tools=config.tool_definitions,
+            system=config.system_prompt,
+        )
+        try:
+            completion, provider = await call_with_retry(
+                config, request, self.emitter, turn=number, deadline=self.deadline,
+                streaming=self.streaming, on_delta=self._delta_sink(number),
+            )
+        except ProviderError as err:
+            return await self._fail(err)
+        self._record(completion, provider)
+        calls = [b for b in completion.message.content if isinstance(b, ToolUseBlock)]
+        if calls:
+            return await self._tools(calls)
+        return await self._end_turn()
+
+    def _delta_sink(self, turn: int) -> Callable[[DeltaKind, str], None]:
+        emit, on_chunk = self.emitter.emit, self.on_chunk
+
+        def sink(kind: DeltaKind, text: str) -> None:
+            if kind == "text":
+                if on_chunk is not None:
+                    try:
+                        on_chunk(text)
+                    except Exception:
+                        log.exception("on_chunk callback raised; ignoring")
+                emit("text_delta", text, turn=turn)
+            else:
+                emit("thinking_delta", text, turn=turn)
+
+        return sink
+
+    def _record(self, completion: Completion, provider: Any) -> None:
+        state, config = self.state, self.config
+        state.messages.append(completion.message)
+        state.turn += 1
+        model = completion.model or getattr(provider, "model", None) or None
+        state.model = model
+        priced = _price(completion.usage, model, config.model_metadata_overrides)
+        state.usage = state.usage + priced
+        self.emitter.emit("usage", {
+            "usage": priced.model_dump(), "total": state.usage.model_dump(), "model": model,
+        }, turn=state.turn)
+        self.emitter.emit("turn_end", {
+            "stop_reason": completion.stop_reason, "raw_stop_reason": completion.raw_stop_reason,
+            "model": model, "request_id": completion.request_id,
+        }, turn=state.turn)
+
+    async def _tools(self, calls: list[ToolUseBlock]) -> bool:
+        if not await self._hook("after_tool_request"):
+            return False
+        state = self.state
+        outcome = await execute_tools(calls, self.config, state, self.emitter, turn=state.turn)
+        if isinstance(outcome, Halt):
+            return self._halt(outcome.reason)
+        blocks, metas = outcome
+        state.messages.append(tool_results(blocks))
+        state.tool_calls.extend(metas)
+        return await self._hook("after_tool_execution")
+
+    async def _end_turn(self) -> bool:
+        target = self.config.until_tool
+        if target and not any(c.name == target and c.error is None for c in self.state.tool_calls):
+            self.state.messages.append(user(CONTINUATION_PROMPT.format(tool=target)))
+            return True
+        if not await self._hook("after_completion"):
+            return False
+        return self._end("completed")
+
+    async def _compact(self) -> bool:
+        state, config = self.state, self.config
+        try:
+            outcome = await maybe_compact(
+                state.messages, settings=config.compaction, max_tokens=config.max_tokens,
+                provider=config.provider, system=config.system_prompt,
+            )
+        except AlloyError as err:  # ProviderError, CompactionError: expected failures
+            return await self._fail(err, "compaction")
+        except Exception as err:
+            log.exception("compaction failed")
+            return await self._fail(err, "compaction")
+        if outcome is None:
+            return True
+        state.messages = list(outcome.messages)
+        state.usage = state.usage + outcome.usage
+        self.emitter.emit("compaction", {
+            "before_tokens": outcome.before_tokens, "after_tokens": outcome.after_tokens,
+            "method": outcome.method, "removed_messages": outcome.removed_messages,
+        }, turn=state.turn + 1)
+        callback = getattr(config.compaction, "on_compaction", None)
+        if callback is not None:
+            try:
+                out = callback(outcome)
+                if inspect.isawaitable(out):
+                    await out
+            except Exception:
+                log.exception("on_compaction callback raised; continuing")
+        return await self._hook("after_compaction")
+
+    # ---- whole run ------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        state = self.state
+        state.messages = repair_history(state.messages)
+        self.emitter.emit("done", {
+            "status": state.status, "error": state.error, "turns": state.turn,
+            "usage": state.usage.model_dump(),
+        }, turn=state.turn)
+
+    async def run(self) -> None:
+        self.state.status = "running"
+        self.state.error = None
+        try:
+            while await self.turn():
+                pass
+        except asyncio.CancelledError:
+            self._end("cancelled", "cancelled")
+            self._finish()
+            raise
+        except Exception as exc:  # a middleware or callback bug: record it, then raise
+            if self.state.status == "running":
+                self._end("error", f"{type(exc).__name__}: {exc}")
+                self.emitter.emit("error", {
+                    "error": self.state.error, "type": type(exc).__name__,
+                    "stage": "middleware", "retryable": False,
+                }, turn=self.state.turn + 1)
+            self._finish()
+            raise
+        self._finish()
+
+
+async def run_loop(
+    config: Any,
+    state: AgentState,
+    emitter: Emitter,
+    *,
+    streaming: bool = False,
+    on_chunk: Callable[[str], Any] | None = None,
+) -> None:
+    """Run the agent loop until it completes, stops, fails or is cancelled.
+
+    Mutates ``state``. On every exit the history is repaired (valid to continue from) and
+    a ``done`` event is emitted. Provider failures end the run as data (status
+    ``error``); ``CancelledError`` sets status ``cancelled`` (usage kept) and is re-raised;
+    a middleware bug (e.g. ``Block`` outside ``before_tool_call``) is recorded as status
+    ``error`` and re-raised.
+    """
+    await _Loop(config, state, emitter, streaming, on_chunk).run()

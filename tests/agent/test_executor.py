@@ -1,0 +1,268 @@
+"""Tool execution (spec §3.3): tagging, ordering, concurrency, timeouts, error results."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from alloy_nb.agent import AgentConfig
+from alloy_nb.agent.executor import execute_tools, tool_context, truncate_result
+from alloy_nb.errors import ToolError
+from alloy_nb.events import Emitter, Event
+from alloy_nb.messages import ToolUseBlock
+from alloy_nb.middleware import Block, Halt, Middleware
+from alloy_nb.providers.scripted import Scripted
+from alloy_nb.state import AgentState
+from alloy_nb.tools.base import Tool, ToolResult
+from alloy_nb.tools.function import as_tool
+
+
+class Echo(Tool):
+    name = "echo"
+    description = "Echo"
+
+    def execute(self, input: dict[str, Any], context: Any) -> str:
+        return input.get("text", "")
+
+
+class Sleepy(Tool):
+    name = "sleepy"
+    description = "Async sleep, then report"
+
+    async def execute(self, input: dict[str, Any], context: Any) -> str:
+        await asyncio.sleep(input.get("s", 0.2))
+        return f"slept {input.get('s', 0.2)}"
+
+
+class Serial(Tool):
+    name = "serial"
+    description = "Must not run concurrently"
+    concurrent = False
+    log: list[str] = []  # noqa: RUF012 - shared on purpose in the test
+
+    async def execute(self, input: dict[str, Any], context: Any) -> str:
+        Serial.log.append(f"start {input['n']}")
+        await asyncio.sleep(0.02)
+        Serial.log.append(f"end {input['n']}")
+        return str(input["n"])
+
+
+class Crashy(Tool):
+    name = "crashy"
+    description = "Raises"
+
+    def execute(self, input: dict[str, Any], context: Any) -> str:
+        raise ValueError("bad value")
+
+
+class Polite(Tool):
+    name = "polite"
+    description = "Raises a ToolError"
+
+    def execute(self, input: dict[str, Any], context: Any) -> str:
+        raise ToolError("file not found: x.txt")
+
+
+class Structured(Tool):
+    name = "structured"
+    description = "Returns data"
+
+    def execute(self, input: dict[str, Any], context: Any) -> ToolResult:
+        return ToolResult(content="3 rows", data={"rows": [1, 2, 3]})
+
+
+class WrongType(Tool):
+    name = "wrong"
+    description = "Returns an int"
+
+    def execute(self, input: dict[str, Any], context: Any) -> Any:
+        return 42
+
+
+class Long(Tool):
+    name = "long"
+    description = "Returns a long text"
+    max_result_chars = 100
+
+    def execute(self, input: dict[str, Any], context: Any) -> str:
+        return "H" * 500 + "middle" + "T" * 500
+
+
+class OwnTimeout(Tool):
+    name = "own_timeout"
+    description = "Raises the builtin TimeoutError itself"
+
+    def execute(self, input: dict[str, Any], context: Any) -> str:
+        raise TimeoutError("socket read timed out")
+
+
+class ContextProbe(Tool):
+    name = "probe"
+    description = "Reports its context and thread"
+
+    def execute(self, input: dict[str, Any], context: Any) -> str:
+        on_main = threading.current_thread() is threading.main_thread()
+        return f"{context['working_directory']}|{context.get('user')}|{on_main}"
+
+
+def call(name: str, input: dict[str, Any] | None = None, id: str | None = None) -> ToolUseBlock:
+    return ToolUseBlock(id=id or f"id_{name}", name=name, input=input or {})
+
+
+def execute(calls: list[ToolUseBlock], *, tools: list[Any], events: list[Event] | None = None,
+            **options: Any) -> Any:
+    config = AgentConfig.from_options(provider=Scripted(), tools=tools, **options)
+    state = AgentState(config=config, turn=1)
+    emitter = Emitter("corr", [events.append] if events is not None else [])
+    return asyncio.run(execute_tools(calls, config, state, emitter, turn=1))
+
+
+def test_results_in_call_order_with_metadata() -> None:
+    events: list[Event] = []
+    blocks, metas = execute([call("echo", {"text": "a"}, "1"), call("echo", {"text": "b"}, "2")],
+                            tools=[Echo], events=events)
+    assert [(b.tool_use_id, b.content) for b in blocks] == [("1", "a"), ("2", "b")]
+    assert [m.id for m in metas] == ["1", "2"]
+    for m in metas:
+        assert m.correlation_id == "corr" and m.end_event_seq > m.start_event_seq
+    starts = {e.payload["id"]: e.seq for e in events if e.event == "tool_start"}
+    ends = {e.payload["id"]: e.payload["start_event_seq"] for e in events if e.event == "tool_end"}
+    assert starts == ends
+
+
+def test_unknown_tool() -> None:
+    [block], [meta] = execute([call("nope")], tools=[Echo])
+    assert block.is_error and block.content == "Unknown tool: nope"
+    assert meta.error == "Unknown tool: nope"
+
+
+def test_crash_becomes_error_result() -> None:
+    [block], [meta] = execute([call("crashy")], tools=[Crashy])
+    assert block.is_error and block.content == "Tool crashed: ValueError: bad value"
+    assert meta.error == block.content
+
+
+def test_tool_error_text_passes_through() -> None:
+    [block], _ = execute([call("polite")], tools=[Polite])
+    assert (block.content, block.is_error) == ("file not found: x.txt", True)
+
+
+def test_validation_error_from_function_tool_names_the_field() -> None:
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    [ok, bad], _ = execute([call("add", {"a": 1, "b": 2}, "1"),
+                            call("add", {"a": "one", "b": 2}, "2")], tools=[as_tool(add)])
+    assert (ok.content, ok.is_error) == ("3", False)
+    assert bad.is_error and "a" in bad.content and "Tool crashed" not in bad.content
+
+
+def test_tool_result_data_and_wrong_return_type() -> None:
+    [good, wrong], [meta, _] = execute([call("structured"), call("wrong")],
+                                       tools=[Structured, WrongType])
+    assert good.content == "3 rows" and meta.structured_data == {"rows": [1, 2, 3]}
+    assert wrong.is_error and "returned int" in wrong.content and "ToolResult" in wrong.content
+
+
+def test_timeout_result_keeps_the_call_id() -> None:
+    events: list[Event] = []
+    t0 = time.monotonic()
+    [block], [meta] = execute([call("sleepy", {"s": 5}, "slow-1")], tools=[Sleepy],
+                              tool_timeout_ms=50, events=events)
+    assert time.monotonic() - t0 < 3
+    assert block.tool_use_id == "slow-1" and block.is_error
+    assert block.content == "Tool execution crashed: timeout after 50 ms"
+    assert "crashed" in meta.error
+    assert [e.event for e in events] == ["tool_start", "tool_end"]
+
+
+def test_a_tools_own_timeout_error_is_a_crash_not_our_timeout() -> None:
+    [block], _ = execute([call("own_timeout")], tools=[OwnTimeout])
+    assert block.content == "Tool crashed: TimeoutError: socket read timed out"
+
+
+def test_concurrent_tools_overlap() -> None:
+    t0 = time.monotonic()
+    blocks, _ = execute([call("sleepy", {"s": 0.3}, str(i)) for i in range(4)], tools=[Sleepy])
+    assert time.monotonic() - t0 < 1.0  # four 0.3 s sleeps together, not 1.2 s in a row
+    assert [b.tool_use_id for b in blocks] == ["0", "1", "2", "3"]
+
+
+def test_non_concurrent_tools_run_first_one_at_a_time() -> None:
+    Serial.log.clear()
+    blocks, _ = execute([call("echo", {"text": "e"}, "e"), call("serial", {"n": 1}, "s1"),
+                         call("serial", {"n": 2}, "s2")], tools=[Echo, Serial])
+    assert Serial.log == ["start 1", "end 1", "start 2", "end 2"]
+    assert [b.tool_use_id for b in blocks] == ["e", "s1", "s2"]  # still call order
+
+
+def test_sync_tools_run_in_a_worker_thread_with_context() -> None:
+    [block], _ = execute([call("probe")], tools=[ContextProbe], working_directory="/tmp/w",
+                         context={"user": "ada", "working_directory": "ignored"})
+    assert block.content == "/tmp/w|ada|False"
+
+
+def test_tool_context_merges_state_over_config() -> None:
+    config = AgentConfig.from_options(provider=Scripted(), context={"a": 1, "b": 1})
+    state = AgentState(context={"b": 2})
+    assert tool_context(config, state) == {"a": 1, "b": 2, "working_directory": "."}
+
+
+def test_max_result_chars_keeps_head_and_tail() -> None:
+    [block], _ = execute([call("long")], tools=[Long])
+    assert block.content.startswith("H" * 50) and block.content.endswith("T" * 50)
+    assert "truncated" in block.content and "middle" not in block.content
+    assert truncate_result("short", 100) == "short"
+    assert truncate_result("x" * 10, None) == "x" * 10
+
+
+class BlockBash(Middleware):
+    def before_tool_call(self, state: AgentState) -> Any:
+        current = state.context["current_tool_call"]
+        assert set(current) == {"type", "id", "name", "input"}
+        if current["name"] == "bash":
+            return Block("bash tool is disabled by policy")
+        return state
+
+
+class Bash(Tool):
+    name = "bash"
+    description = "Pretend shell"
+    ran = False
+
+    def execute(self, input: dict[str, Any], context: Any) -> str:
+        Bash.ran = True
+        return "ran"
+
+
+def test_blocked_call_gets_error_result_others_run() -> None:
+    events: list[Event] = []
+    blocks, metas = execute([call("bash", {"cmd": "rm -rf /"}), call("echo", {"text": "ok"})],
+                            tools=[Bash, Echo], middleware=[BlockBash()], events=events)
+    assert not Bash.ran
+    assert blocks[0].content == "Blocked: bash tool is disabled by policy" and blocks[0].is_error
+    assert metas[0].duration_ms == 0 and metas[0].error == blocks[0].content
+    assert blocks[1].content == "ok"
+    assert sum(e.event == "tool_start" for e in events) == 2  # blocked calls emit too
+
+
+def test_halt_before_tool_call_aborts_batch_without_events() -> None:
+    class Stop(Middleware):
+        def before_tool_call(self, state: AgentState) -> Halt:
+            return Halt("blocked")
+
+    events: list[Event] = []
+    out = execute([call("echo"), call("echo", id="2")], tools=[Echo], middleware=[Stop()],
+                  events=events)
+    assert out == Halt("blocked") and events == []
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_empty_input_is_a_dict(n: int) -> None:
+    blocks, _ = execute([call("echo", None, str(i)) for i in range(n)], tools=[Echo])
+    assert [b.content for b in blocks] == [""] * n

@@ -32,6 +32,7 @@ EventName = Literal[
     "error",
     "done",
     "runtime_event",
+    "result",
 ]
 
 

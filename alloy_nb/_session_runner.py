@@ -1,0 +1,234 @@
+"""How a Session runs one request: claim the session, run the loop, record the outcome.
+
+``session.py`` is the public face (chat, queue, cancel, persistence); this base class holds
+the moving parts it shares: the active request, the FIFO queue, subscriber delivery and the
+hand-over to the next queued request, possibly on another event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+
+from alloy_nb import _sync
+from alloy_nb._session_jobs import Job, await_future
+from alloy_nb.agent import AgentConfig, new_emitter, run_loop
+from alloy_nb.errors import AgentError, Busy, ConfigError
+from alloy_nb.events import Emitter, Event
+from alloy_nb.messages import Message
+from alloy_nb.middleware import Halt, run_hook
+from alloy_nb.result import Result
+from alloy_nb.state import AgentState
+from alloy_nb.usage import Usage
+
+__all__ = ["SessionRunner"]
+
+log = logging.getLogger("alloy_nb")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _delta(after: Usage, before: Usage) -> Usage:
+    """What one request added to the running total."""
+    return Usage(
+        input_tokens=after.input_tokens - before.input_tokens,
+        output_tokens=after.output_tokens - before.output_tokens,
+        cache_read_input_tokens=after.cache_read_input_tokens - before.cache_read_input_tokens,
+        cache_creation_input_tokens=after.cache_creation_input_tokens
+        - before.cache_creation_input_tokens,
+        estimated_cost_cents=after.estimated_cost_cents - before.estimated_cost_cents,
+        priced=after.priced,
+    )
+
+
+class SessionRunner:
+    """Request machinery behind ``Session``; all bookkeeping is guarded by a thread lock
+    because a session may be driven from several loops and threads."""
+
+    id: str
+    _config: AgentConfig
+
+    def __init__(self, messages: list[Message]) -> None:
+        self._messages = messages
+        self._usage = Usage()
+        self._lock = threading.Lock()
+        self._active: Job | None = None
+        self._pending: deque[Job] = deque()
+        self._jobs: dict[str, Job] = {}
+        self._history: list[Result] = []
+        self._subscribers: list[Any] = []
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._context: dict[str, Any] = {}
+        self._started = False  # session_start middleware ran
+        self._last: tuple[str, int] = ("idle", 0)
+        self._born = time.monotonic()
+        self.created_at = self.updated_at = _now()
+
+    async def _chat(self, job: Job) -> Result:
+        while True:  # claim the session; an earlier chat is waited for, never interleaved
+            with self._lock:
+                active = self._active
+                if active is None and not self._pending:
+                    self._register(job)
+                    break
+                if active is None or active.kind == "background" or self._pending:
+                    raise Busy(f"session {self.id} is running background request "
+                               f"{getattr(active, 'request_id', '?')}; wait for it or cancel it")
+                waiting = active.future
+            await await_future(waiting)
+        result, exc, external = await self._execute(job)
+        if external:
+            raise asyncio.CancelledError
+        if not result.ok:
+            raise AgentError(result) from exc
+        return result
+
+    def _register(self, job: Job) -> None:
+        """Under the lock: make ``job`` the running request."""
+        old = self._jobs.get(job.request_id)
+        if old is not None and not old.finished:
+            raise ConfigError(f"request id {job.request_id!r} is already in use")
+        self._jobs[job.request_id] = job
+        self._active = job
+
+    def _launch(self, job: Job, on_current_loop: bool = True) -> None:
+        try:
+            loop = asyncio.get_running_loop() if on_current_loop else None
+        except RuntimeError:
+            loop = None
+        if loop is not None and not loop.is_closed():
+            task = loop.create_task(self._background(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            asyncio.run_coroutine_threadsafe(self._background(job), _sync.background_loop())
+
+    async def _background(self, job: Job) -> None:
+        _, _, external = await self._execute(job)
+        if external:  # the loop itself is shutting down
+            raise asyncio.CancelledError
+
+    # ---- running one request ------------------------------------------------------------
+
+    async def _execute(self, job: Job) -> tuple[Result, BaseException | None, bool]:
+        """Run ``job`` (already the active request) and record its outcome.
+
+        Returns the Result, the exception that ended it, and whether the cancellation
+        came from outside (the caller's task or the loop shutting down) rather than from
+        ``cancel_request``.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if job.prompt is not None:
+                self._messages = [*self._messages, job.prompt]
+            config, before = self._config, self._usage
+            context = {**self._context, "session_id": self.id, "request_id": job.request_id}
+            state = AgentState(messages=list(self._messages), context=context, usage=before)
+            job.state, job.loop = state, loop
+        emitter = new_emitter(config, state, correlation_id=job.request_id,
+                              listeners=[self._broadcast, job.on_event])
+        exc: BaseException | None = None
+        external = False
+        try:
+            if not state.messages:
+                raise ConfigError("nothing to send: the session has no history and no prompt")
+            if await self._session_start(config, state):
+                inner = loop.create_task(run_loop(config, state, emitter, streaming=job.streaming,
+                                                  on_chunk=job.on_chunk))
+                with self._lock:
+                    job.task = inner
+                    if job.cancel_requested:
+                        inner.cancel()
+                await inner
+        except asyncio.CancelledError as err:
+            exc = err
+            task = asyncio.current_task()
+            cancelling = getattr(task, "cancelling", None)
+            external = bool(cancelling and cancelling()) or not job.cancel_requested
+        except Exception as err:
+            exc = err
+            if state.status in ("idle", "running"):
+                state.status, state.error = "error", f"{type(err).__name__}: {err}"
+        finally:
+            if state.status in ("idle", "running"):  # cancelled before the loop started
+                state.status, state.error = "cancelled", "cancelled"
+            result = state.to_result(request_id=job.request_id)
+            extra: dict[str, Any] = {"run_usage": _delta(state.usage, before)}
+            if result.status == "cancelled":
+                extra["cancelled_phase"] = "running"
+            result = result.model_copy(update=extra)
+            with self._lock:
+                self._messages = list(state.messages)
+                self._usage = state.usage
+                self._last = (result.status, result.turns) if job.kind == "background" else (
+                    "idle", 0)
+            self._complete(job, result, emitter, on_current_loop=not external)
+        return result, exc, external
+
+    async def _session_start(self, config: AgentConfig, state: AgentState) -> bool:
+        """Run ``session_start`` middleware before the first request; False if it halted
+        (that request ends ``halted``; the hook is tried again on the next one)."""
+        if self._started or not config.middleware:
+            return True
+        state.config = config
+        out = await run_hook(config.middleware, "session_start", state)
+        if isinstance(out, Halt):
+            state.status, state.error = "halted", f"Halted by middleware: {out.reason}"
+            return False
+        self._started = True
+        with self._lock:
+            self._context.update(
+                {k: v for k, v in out.context.items() if k not in ("request_id", "session_id")}
+            )
+        if out is not state:
+            state.messages, state.context = out.messages, out.context
+        return True
+
+    def _complete(self, job: Job, result: Result, emitter: Emitter,
+                  on_current_loop: bool = True) -> None:
+        """Record a finished request, tell subscribers, wake waiters, start the next."""
+        nxt = None
+        with self._lock:
+            job.finished = True
+            job.state = None
+            self._history.append(result)
+            self.updated_at = _now()
+            if self._active is job:
+                self._active = None
+                if self._pending:
+                    nxt = self._active = self._pending.popleft()
+        self._broadcast(Event(
+            seq=emitter.next_seq(), correlation_id=job.request_id, turn=result.turns,
+            ts_ms=int(time.time() * 1000), event="result",
+            payload={"request_id": job.request_id, "result": result},
+        ))
+        if not job.future.done():
+            job.future.set_result(result)
+        if nxt is not None:
+            self._launch(nxt, on_current_loop)
+
+    def _broadcast(self, event: Event) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                out = callback(event)
+                if inspect.isawaitable(out):
+                    task = asyncio.ensure_future(out)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            except Exception:
+                log.exception("session subscriber %r raised; ignoring", callback)
+
+    def _check_idle(self, what: str) -> None:
+        if self._active is not None or self._pending:
+            rid = self._active.request_id if self._active else "?"
+            raise Busy(f"cannot {what} while request {rid} runs; wait for it or cancel it")

@@ -1,0 +1,193 @@
+"""Saving, loading and exporting a Session: a key-free JSON snapshot and a Markdown view.
+
+What is saved is data the user can read and share: the history, usage, system prompt and
+model *name*. Never a provider object, an API key or the ``context`` mapping (it may hold a
+notebook namespace). ``session.py`` owns the live behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from alloy_nb.compaction import SUMMARY_PREFIX
+from alloy_nb.errors import ConfigError
+from alloy_nb.messages import (
+    ImageBlock,
+    Message,
+    RawBlock,
+    ServerToolUseBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from alloy_nb.usage import Usage
+
+if TYPE_CHECKING:
+    from alloy_nb.session import Session
+
+__all__ = ["SNAPSHOT_VERSION", "SessionSnapshot", "export_markdown", "load", "save", "snapshot"]
+
+SNAPSHOT_VERSION = 1
+_RESOLVABLE = {"anthropic", "openai", "openai-compat"}  # providers.resolve("name:MODEL")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SessionSnapshot(BaseModel):
+    """The saved form of a Session (``Session.save``/``load``); ``version`` guards the
+    format. ``provider`` is the provider's short name (e.g. ``"anthropic"``), not an object."""
+
+    version: int = SNAPSHOT_VERSION
+    id: str
+    name: str | None = None
+    messages: list[Message] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    system_prompt: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    max_tokens: int | None = None  # only when it was given explicitly
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=_utcnow)
+    updated_at: datetime = Field(default_factory=_utcnow)
+
+
+def snapshot(session: Session) -> SessionSnapshot:
+    config = session.config
+    health = session.health()
+    return SessionSnapshot(
+        id=session.id,
+        name=session.name,
+        messages=session.messages,
+        usage=session.usage,
+        system_prompt=config.system_prompt,
+        model=config.model or None,
+        provider=str(getattr(config.provider, "name", "") or "") or None,
+        max_tokens=config.max_tokens if config.max_tokens_explicit else None,
+        metadata={**session.metadata, "status": health["status"], "turns": health["turns"]},
+        created_at=session.created_at,
+        updated_at=session.updated_at,
+    )
+
+
+def save(snap: SessionSnapshot, path: str | Path) -> Path:
+    """Write JSON next to ``path`` and rename it into place, so a crash never leaves half a
+    file."""
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(snap.model_dump_json(indent=1))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read(path: str | Path) -> SessionSnapshot:
+    data = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    version = data.get("version", 1) if isinstance(data, dict) else None
+    if not isinstance(version, int) or version > SNAPSHOT_VERSION:
+        raise ConfigError(
+            f"{path}: session file version {version!r} is newer than this alloy_nb reads "
+            f"({SNAPSHOT_VERSION}); upgrade alloy_nb"
+        )
+    return SessionSnapshot.model_validate(data)
+
+
+def load(cls: type[Session], path: str | Path, provider: Any, options: dict[str, Any]) -> Session:
+    snap = read(path)
+    if provider is None:
+        if snap.provider == "demo":
+            provider = "demo"
+        elif snap.provider in _RESOLVABLE and snap.model:
+            provider = f"{snap.provider}:{snap.model}"
+        else:
+            raise ConfigError(
+                f"{path} was saved with provider {snap.provider!r}, which cannot be rebuilt "
+                "from its name; pass provider=... to Session.load"
+            )
+    options.setdefault("system_prompt", snap.system_prompt)
+    if snap.max_tokens is not None:
+        options.setdefault("max_tokens", snap.max_tokens)
+    metadata = {k: v for k, v in snap.metadata.items() if k not in ("status", "turns")}
+    session = cls(provider=provider, id=snap.id, name=snap.name, messages=snap.messages,
+                  metadata=metadata, **options)
+    session._usage = snap.usage
+    session.created_at, session.updated_at = snap.created_at, snap.updated_at
+    return session
+
+
+# ---- Markdown ---------------------------------------------------------------------------
+
+
+def _fence(text: str, lang: str = "") -> str:
+    """A fenced block whose fence is longer than any backtick run inside ``text``."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{lang}\n{text}\n{ticks}"
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+def _blocks(m: Message) -> list[str]:
+    out: list[str] = []
+    for b in m.content:
+        if isinstance(b, TextBlock):
+            if b.text.startswith(SUMMARY_PREFIX):
+                out.append(_details("Conversation summary", b.text[len(SUMMARY_PREFIX):]))
+            else:
+                out.append(b.text)
+        elif isinstance(b, ThinkingBlock):
+            if b.thinking:
+                out.append(_details("Thinking", b.thinking))
+        elif isinstance(b, ToolUseBlock | ServerToolUseBlock):
+            args = json.dumps(b.input, indent=2, ensure_ascii=False)
+            out.append(f"**Tool call** `{b.name}` ({b.id})\n\n{_fence(args, 'json')}")
+        elif isinstance(b, ToolResultBlock):
+            label = "Tool error" if b.is_error else "Tool result"
+            out.append(f"**{label}** ({b.tool_use_id})\n\n{_fence(b.content)}")
+        elif isinstance(b, ImageBlock):
+            out.append(f"*[image: {b.mime_type}]*")
+        elif isinstance(b, RawBlock):
+            out.append(f"*[{b.type}]*")
+    return out
+
+
+def export_markdown(session: Session, path: str | Path | None = None) -> str:
+    """Render the conversation; write it to ``path`` too when given."""
+    usage = session.usage
+    title = session.name or f"Session {session.id}"
+    lines = [f"# {title}", ""]
+    meta = [f"model `{session.model}`" if session.model else "", f"{len(session.messages)} "
+            f"messages", f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens",
+            usage.cost_label]
+    lines += [" · ".join(x for x in meta if x), ""]
+    if session.config.system_prompt:
+        lines += [_details("System prompt", session.config.system_prompt), ""]
+    for m in session.messages:
+        results_only = m.role == "user" and all(
+            isinstance(b, ToolResultBlock) for b in m.content
+        )
+        heading = "Tool results" if results_only else m.role.capitalize()
+        lines += [f"## {heading}", "", *("\n\n".join(_blocks(m)).splitlines()), ""]
+    text = "\n".join(lines).rstrip() + "\n"
+    if path is not None:
+        target = Path(path).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return text

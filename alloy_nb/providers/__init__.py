@@ -1,0 +1,84 @@
+"""Model providers and ``resolve``, the one registry that knows all of them.
+
+Each protocol lives in its own module (``anthropic``, ``openai``, ``openai_compat``) and none
+imports another; the offline ``Scripted`` and ``Demo`` providers load lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from alloy_nb.errors import ConfigError
+from alloy_nb.providers.anthropic import Anthropic
+from alloy_nb.providers.base import Completion, Provider, ProviderRequest
+from alloy_nb.providers.openai import OpenAI
+from alloy_nb.providers.openai_compat import PRESETS, Compat, OpenAICompat
+
+__all__ = [
+    "Anthropic",
+    "Compat",
+    "Completion",
+    "OpenAI",
+    "OpenAICompat",
+    "Provider",
+    "ProviderRequest",
+    "Scripted",
+    "resolve",
+]
+
+_LAZY = {"Scripted": "alloy_nb.providers.scripted", "Demo": "alloy_nb.providers.demo"}
+PREFIXES = ("anthropic", "openai", "openai-compat", *PRESETS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def resolve(spec: Any) -> Provider:
+    """Turn a provider spec into a provider instance.
+
+    Accepts an instance (returned as is), a Provider subclass (``cls()``), a
+    ``(cls, {config})`` pair (``cls(**config)``), ``"demo"``, or ``"PREFIX:MODEL"`` with
+    PREFIX one of ``anthropic``, ``openai``, ``openai-compat`` (needs ``OPENAI_BASE_URL``)
+    or a preset (``ollama``, ``openrouter``, ``gemini``, ``xai``, ``deepseek``, ``mistral``,
+    ``groq``, ``together``). Keys are read from the environment at the first request, so a
+    spec resolves before its key is set.
+    """
+    if isinstance(spec, Provider):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Provider):
+        return spec()
+    if isinstance(spec, tuple) and len(spec) == 2:
+        cls, config = spec
+        if isinstance(cls, type) and issubclass(cls, Provider) and isinstance(config, dict):
+            return cls(**config)
+    if isinstance(spec, str):
+        return _from_string(spec.strip())
+    raise ConfigError(f"not a provider spec: {spec!r}. {_HELP}")
+
+
+_HELP = (
+    "Use a Provider instance or class, a (class, {config}) pair, 'demo', or "
+    "'PREFIX:MODEL' with PREFIX one of: " + ", ".join(PREFIXES) + "."
+)
+
+
+def _from_string(spec: str) -> Provider:
+    if spec in ("demo", "scripted"):
+        return __getattr__("Demo")()
+    prefix, sep, model = spec.partition(":")
+    prefix = prefix.lower()
+    if not sep or not model or prefix not in PREFIXES:
+        raise ConfigError(f"unknown provider spec {spec!r}. {_HELP}")
+    if prefix == "anthropic":
+        return Anthropic(model=model)
+    if prefix == "openai":
+        return OpenAI(model=model)
+    if prefix == "openai-compat":
+        return OpenAICompat(model=model)  # ConfigError unless OPENAI_BASE_URL is set
+    preset = getattr(OpenAICompat, prefix)
+    result: Provider = preset(model)
+    return result

@@ -1,0 +1,480 @@
+"""HTTP plumbing shared by the providers: one httpx client per event loop, API keys and auth
+headers, and the translation of HTTP statuses and httpx exceptions into ``errors.py``.
+
+The only module that builds clients or puts a key into a header. What request and response
+bodies mean is each provider module's business; SSE framing lives in ``_sse.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import re
+import ssl
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from alloy_nb._version import __version__
+from alloy_nb.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    OverloadedError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    RateLimitError,
+    StreamError,
+)
+from alloy_nb.providers._sse import SSEDecoder, SSEEvent
+
+__all__ = [
+    "ApiKey",
+    "Call",
+    "EventStream",
+    "ProviderConfigError",
+    "auth_headers",
+    "error_from_payload",
+    "open_stream",
+    "post_json",
+    "retry_after",
+    "status_error",
+]
+
+DEFAULT_TIMEOUT_S = 600.0
+_CONNECT_TIMEOUT_S = 10.0
+_MAX_MESSAGE = 500
+_USER_AGENT = f"alloy_nb/{__version__}"
+
+# Error types/codes that say "try again" (in-stream errors carry no HTTP status) and 429
+# codes that say "you are out of money", which no retry can fix.
+_TRANSIENT = {
+    "overloaded_error",
+    "api_error",
+    "server_error",
+    "rate_limit_error",
+    "rate_limit_exceeded",
+    "server_is_overloaded",
+    "slow_down",
+    "timeout_error",
+    "service_unavailable",
+}
+_NO_QUOTA = {
+    "insufficient_quota",
+    "enforced_spend_limit_reached",
+    "credit_balance_exhausted",
+    "billing_hard_limit_reached",
+    "monthly_spend_limit_exceeded",
+    "project_spend_limit_exceeded",
+}
+
+
+# --------------------------------------------------------------------------- keys
+
+
+class ProviderConfigError(ConfigError, ProviderError):
+    """A provider found its configuration unusable at request time (no API key, a base_url
+    httpx cannot use).
+
+    A ConfigError (the fix is configuration) that is also a non-retryable ProviderError, so
+    the loop ends the run as data with this message instead of treating it as a crash.
+    """
+
+
+class ApiKey:
+    """An API key given explicitly or read from the environment *at request time*.
+
+    Reading late lets ``%alloy provider anthropic:…`` be configured before the key is set.
+    The value lives in a ``SecretStr``; neither ``repr`` nor ``str`` shows it.
+    """
+
+    __slots__ = ("_value", "env", "required")
+
+    def __init__(self, value: str | None, env: tuple[str, ...] = (), *, required: bool = True):
+        self._value = SecretStr(value) if value else None
+        self.env = env
+        self.required = required
+
+    def get(self, provider: str) -> str | None:
+        """The key, or a ProviderConfigError naming the variable to set (before any request)."""
+        if self._value is not None:
+            return self._value.get_secret_value()
+        for name in self.env:
+            if os.environ.get(name):
+                return os.environ[name]
+        if not self.required:
+            return None
+        where = " or ".join(self.env) if self.env else "the api_key argument"
+        raise ProviderConfigError(
+            f"no API key for {provider}: set {where} (or pass api_key=...)", provider=provider
+        )
+
+    def __repr__(self) -> str:
+        return f"ApiKey(set={self._value is not None}, env={self.env!r})"
+
+
+def auth_headers(style: str, key: str | None) -> dict[str, str]:
+    """``style`` is ``"x-api-key"`` (Anthropic) or ``"bearer"`` (OpenAI and compatibles)."""
+    if not key:
+        return {}
+    if style == "x-api-key":
+        return {"x-api-key": key}
+    return {"authorization": f"Bearer {key}"}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Everything needed to send one request and to describe its failure without the key."""
+
+    provider: str
+    model: str
+    url: str
+    headers: dict[str, str] = field(repr=False)
+    secret: str | None = field(default=None, repr=False)
+
+    def scrub(self, text: str) -> str:
+        """Last line of defence: never let the key into a message or stored body."""
+        if self.secret and len(self.secret) >= 4 and self.secret in text:
+            text = text.replace(self.secret, "[redacted]")
+        return text
+
+
+# --------------------------------------------------------------------------- client
+
+
+class _LoopClient:
+    __slots__ = ("client", "keeper")
+
+    def __init__(self, client: httpx.AsyncClient, keeper: AsyncIterator[None]) -> None:
+        self.client = client
+        self.keeper = keeper
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _keep(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> AsyncIterator[None]:
+    """Parks until the loop shuts down: ``asyncio.run`` closes every live async generator
+    (``loop.shutdown_asyncgens``) before closing the loop, so the client closes with it."""
+    try:
+        yield
+    finally:
+        entry = _clients.get(loop)
+        if entry is not None and entry.client is client:
+            del _clients[loop]
+        await client.aclose()
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """Built once per process: loading the CA bundle costs tens of milliseconds, and a run
+    driven by ``asyncio.run`` would otherwise pay it for every new event loop."""
+    return httpx.create_ssl_context()
+
+
+async def _client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    entry = _clients.get(loop)
+    if entry is not None and not entry.client.is_closed:
+        return entry.client
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(DEFAULT_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S),
+        headers={"user-agent": _USER_AGENT},
+        follow_redirects=False,
+        verify=_ssl_context(),
+    )
+    keeper = _keep(loop, client)
+    _clients[loop] = _LoopClient(client, keeper)
+    await keeper.__anext__()  # registers it with the loop's async-generator hooks
+    return client
+
+
+def _timeout(timeout_s: float | None) -> httpx.Timeout:
+    t = timeout_s if timeout_s and timeout_s > 0 else DEFAULT_TIMEOUT_S
+    return httpx.Timeout(t, connect=min(_CONNECT_TIMEOUT_S, t))
+
+
+def _encode(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# --------------------------------------------------------------------------- requests
+
+
+async def post_json(
+    call: Call, body: Mapping[str, Any], timeout_s: float | None
+) -> tuple[Any, str | None]:
+    """POST and return the decoded JSON reply and its request id; errors are typed."""
+    client = await _client()
+    try:
+        resp = await client.post(
+            call.url, content=_encode(body), headers=call.headers, timeout=_timeout(timeout_s)
+        )
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise _map_exception(call, exc) from None
+    rid = _request_id(resp.headers)
+    if resp.status_code >= 400:
+        raise status_error(call, resp.status_code, resp.headers, resp.content)
+    try:
+        return json.loads(resp.content), rid
+    except ValueError:
+        raise StreamError(
+            call.scrub(f"response is not JSON: {_trim(resp.text)!r}"), **_who(call, rid)
+        ) from None
+
+
+class EventStream:
+    """The SSE events of one streaming response, read as they arrive.
+
+    ``is_sse`` is False when a server answered a streaming request with plain JSON; the
+    provider then reads ``await json()`` and parses it as a non-streamed reply.
+    """
+
+    def __init__(self, call: Call, resp: httpx.Response) -> None:
+        self.call = call
+        self.request_id = _request_id(resp.headers)
+        ctype = resp.headers.get("content-type", "")
+        self.is_sse = "json" not in ctype or "event-stream" in ctype
+        self._resp = resp
+        self._chunks = resp.aiter_bytes().__aiter__()
+        self._decoder = SSEDecoder()
+        self._pending: deque[SSEEvent] = deque()
+        self._eof = False
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> SSEEvent:
+        while not self._pending:
+            if self._eof:
+                raise StopAsyncIteration
+            try:
+                chunk = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                self._eof = True
+                self._pending.extend(self._decoder.close())
+                continue
+            except httpx.HTTPError as exc:
+                raise _map_exception(self.call, exc, self.request_id) from None
+            self._pending.extend(self._decoder.feed(chunk))
+        return self._pending.popleft()
+
+    async def json(self) -> Any:
+        try:
+            raw = await self._resp.aread()
+        except httpx.HTTPError as exc:
+            raise _map_exception(self.call, exc, self.request_id) from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise StreamError(
+                self.call.scrub(
+                    f"response is neither SSE nor JSON: {_trim(raw.decode('utf-8', 'replace'))!r}"
+                ),
+                **_who(self.call, self.request_id),
+            ) from None
+
+    def truncated(self, what: str) -> StreamError:
+        """The stream ended before its terminal event; worth a retry (nothing was wrong
+        with the request)."""
+        return StreamError(
+            f"stream ended before {what} (connection cut off?)",
+            retryable=True,
+            **_who(self.call, self.request_id),
+        )
+
+    def malformed(self, event: SSEEvent) -> StreamError:
+        return StreamError(
+            self.call.scrub(f"malformed stream event {event.event!r}: {_trim(event.data)!r}"),
+            **_who(self.call, self.request_id),
+        )
+
+
+@asynccontextmanager
+async def open_stream(
+    call: Call, body: Mapping[str, Any], timeout_s: float | None
+) -> AsyncIterator[EventStream]:
+    """POST and yield the response's events. Leaving the block (including by cancellation
+    of the awaiting task) closes the HTTP stream at once."""
+    client = await _client()
+    try:
+        async with client.stream(
+            "POST",
+            call.url,
+            content=_encode(body),
+            headers=call.headers,
+            timeout=_timeout(timeout_s),
+        ) as resp:
+            if resp.status_code >= 400:
+                raw = await resp.aread()
+                raise status_error(call, resp.status_code, resp.headers, raw)
+            yield EventStream(call, resp)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise _map_exception(call, exc) from None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _who(call: Call, request_id: str | None) -> dict[str, Any]:
+    return {"provider": call.provider, "model": call.model, "request_id": request_id}
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    return headers.get("request-id") or headers.get("x-request-id")
+
+
+def _trim(text: str, limit: int = _MAX_MESSAGE) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait: ``retry-after-ms`` (ms), else ``retry-after`` (seconds or HTTP date)."""
+    raw = headers.get("retry-after-ms")
+    if raw:
+        try:
+            ms = float(raw)
+        except ValueError:
+            pass
+        else:
+            if ms >= 0:
+                return ms / 1000
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        s = float(raw)
+        return s if s >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _error_object(payload: Any) -> tuple[dict[str, Any], str | None]:
+    """Find the vendor's error object in any of the shapes seen: ``{"error": {...}}``,
+    ``[{"error": {...}}]`` (Gemini), ``{"error": "text"}`` (xAI), ``{"detail": ...}``."""
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return {}, None
+    err = payload.get("error", payload)
+    if isinstance(err, str):
+        return {}, err
+    if not isinstance(err, dict):
+        return {}, None
+    msg = err.get("message") or err.get("detail") or payload.get("detail")
+    if isinstance(msg, (list, dict)):
+        msg = json.dumps(msg)
+    raw = (err.get("metadata") or {}).get("raw") if isinstance(err.get("metadata"), dict) else None
+    if msg and isinstance(raw, str) and raw and raw not in msg:
+        msg = f"{msg} ({_trim(raw, 200)})"
+    return err, str(msg) if msg else None
+
+
+def _labels(err: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key in ("type", "code", "status"):
+        v = err.get(key)
+        # Anthropic wraps every error in type "error": not a label worth showing
+        ok = isinstance(v, (str, int)) and not isinstance(v, bool) and v != "error"
+        if ok and str(v) not in out:
+            out.append(str(v))
+    return out
+
+
+def _describe(payload: Any, text: str) -> tuple[str, set[str]]:
+    err, msg = _error_object(payload)
+    labels = _labels(err)
+    head = "/".join(labels)
+    body = _trim(msg) if msg else _trim(text) or "(empty body)"
+    return (f"{head}: {body}" if head else body), set(labels)
+
+
+def status_error(
+    call: Call, status: int, headers: Mapping[str, str], raw: bytes
+) -> ProviderHTTPError:
+    """Map an HTTP error status to the most specific class of ``errors.py``."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        payload: Any = json.loads(text)
+    except ValueError:
+        payload = None
+    detail, labels = _describe(payload, text)
+    rid = _request_id(headers)
+    if rid is None and isinstance(payload, dict) and isinstance(payload.get("request_id"), str):
+        rid = payload["request_id"]
+    cls: type[ProviderHTTPError]
+    if status in (401, 403):
+        cls = AuthenticationError
+    elif status == 429:
+        cls = BadRequestError if labels & _NO_QUOTA else RateLimitError
+    elif status >= 500 or status == 408:
+        cls = OverloadedError
+    else:
+        cls = BadRequestError
+    return cls(
+        call.scrub(f"HTTP {status} {detail}"),
+        status_code=status,
+        body=call.scrub(_trim(text, 2000)),
+        retry_after=retry_after(headers),
+        **_who(call, rid),
+    )
+
+
+def error_from_payload(
+    call: Call, payload: Any, request_id: str | None, *, where: str = "in stream"
+) -> StreamError:
+    """An error the vendor reported after HTTP 200 (an SSE error event, ``response.failed``,
+    an OpenRouter error chunk). Retryable when its type, code or status says transient."""
+    detail, labels = _describe(payload, json.dumps(payload) if payload is not None else "")
+    err, _ = _error_object(payload)
+    status = err.get("status_code") or err.get("code")
+    transient = bool(labels & _TRANSIENT) or (
+        isinstance(status, int)
+        and not isinstance(status, bool)
+        and (status >= 500 or status == 429)
+    )
+    return StreamError(
+        call.scrub(f"error {where}: {detail}"), retryable=transient, **_who(call, request_id)
+    )
+
+
+def _map_exception(call: Call, exc: Exception, request_id: str | None = None) -> ProviderError:
+    """httpx failures: transport trouble is a (retryable) ProviderConnectionError."""
+    what = call.scrub(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    if isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
+        return ProviderConnectionError(
+            f"connection to {_origin(call.url)} failed: {what}", **_who(call, request_id)
+        )
+    if isinstance(exc, httpx.DecodingError):
+        return StreamError(f"could not decode the response: {what}", **_who(call, request_id))
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return ProviderConfigError(
+            f"bad base_url for {call.provider}: {call.url!r} ({what})", **_who(call, request_id)
+        )
+    return ProviderConnectionError(f"HTTP request failed: {what}", **_who(call, request_id))
+
+
+def _origin(url: str) -> str:
+    m = re.match(r"^[a-z]+://[^/?#]+", url)
+    return m.group(0) if m else url

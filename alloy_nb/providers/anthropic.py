@@ -1,0 +1,389 @@
+"""Anthropic Messages API provider (``POST /v1/messages``), streaming and not.
+
+Translates our messages to the Messages wire format and the reply back, nothing more:
+retries live in ``agent/retry.py``, HTTP plumbing and error mapping in ``_http.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from alloy_nb.errors import ConfigError, ProviderError, StreamError
+from alloy_nb.messages import (
+    Block,
+    ImageBlock,
+    Message,
+    RawBlock,
+    ServerToolUseBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from alloy_nb.providers import _http
+from alloy_nb.providers._sse import SSEEvent
+from alloy_nb.providers.base import Completion, DeltaKind, OnDelta, Provider, ProviderRequest
+from alloy_nb.usage import Usage
+
+__all__ = ["Anthropic"]
+
+ORIGIN = "anthropic"  # marks RawBlocks that only this protocol may be sent back
+API_VERSION = "2023-06-01"
+CODE_EXECUTION_TOOL = {"type": "code_execution_20250825", "name": "code_execution"}
+CODE_EXECUTION_BETA = "code-execution-2025-08-25"
+
+# Blocks we keep verbatim (RawBlock) so they round-trip unchanged: redacted thinking and the
+# results of tools Anthropic runs itself (any "*_tool_result").
+_RAW_TYPES = {"redacted_thinking", "container_upload", "mcp_tool_use", "mcp_tool_result"}
+_USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+
+
+class Anthropic(Provider):
+    """Claude through the Messages API.
+
+    ``thinking={"type": "enabled", "budget_tokens": N}`` turns on extended thinking (its
+    blocks, signatures and redacted blocks are sent back unchanged); ``code_execution=True``
+    adds Anthropic's code-execution server tool and its beta header.
+    """
+
+    name = "anthropic"
+    supports_streaming = True
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        model: str = "claude-sonnet-4-6",
+        base_url: str = "https://api.anthropic.com",
+        max_output_tokens: int = 4096,
+        thinking: Mapping[str, Any] | None = None,
+        code_execution: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if not isinstance(max_output_tokens, int) or max_output_tokens < 1:
+            raise ConfigError(
+                f"max_output_tokens must be a positive integer, got {max_output_tokens!r}"
+            )
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.max_output_tokens = max_output_tokens
+        self.thinking = _check_thinking(thinking, max_output_tokens)
+        self.code_execution = bool(code_execution)
+        self._headers = _merge_headers(headers or {}, self.code_execution)
+        self._key = _http.ApiKey(api_key, ("ANTHROPIC_API_KEY",))
+        path = "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
+        self._url = self.base_url + path
+
+    def __repr__(self) -> str:
+        return f"Anthropic(model={self.model!r}, base_url={self.base_url!r})"
+
+    # ----------------------------------------------------------------- requests
+
+    def _call(self) -> _http.Call:
+        key = self._key.get(self.name)
+        headers = {
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
+            **self._headers,
+            **_http.auth_headers("x-api-key", key),
+        }
+        return _http.Call(self.name, self.model, self._url, headers, key)
+
+    def build_body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:
+        """The Messages request body for ``request`` (shared by complete and stream)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": self.max_output_tokens,
+            "messages": [m for m in map(_wire_message, request.messages) if m is not None],
+        }
+        if request.system:
+            body["system"] = request.system
+        tools: list[dict[str, Any]] = [
+            {"name": t.name, "description": t.description, "input_schema": t.input_schema}
+            for t in request.tools
+        ]
+        if self.code_execution:
+            tools.append(dict(CODE_EXECUTION_TOOL))
+        if tools:
+            body["tools"] = tools
+        if self.thinking is not None:
+            body["thinking"] = dict(self.thinking)
+        if stream:
+            body["stream"] = True
+        return body
+
+    async def complete(self, request: ProviderRequest) -> Completion:
+        call = self._call()
+        data, rid = await _http.post_json(
+            call, self.build_body(request, stream=False), request.timeout_s
+        )
+        return _completion(call, data, rid)
+
+    async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
+        call = self._call()
+        body = self.build_body(request, stream=True)
+        async with _http.open_stream(call, body, request.timeout_s) as events:
+            if not events.is_sse:
+                return _completion(call, await events.json(), events.request_id)
+            acc = _Accumulator(events, on_delta)
+            async for event in events:
+                acc.feed(event)
+            return _completion(call, acc.result(), events.request_id)
+
+
+# --------------------------------------------------------------------- config helpers
+
+
+def _check_thinking(thinking: Mapping[str, Any] | None, max_tokens: int) -> dict[str, Any] | None:
+    if thinking is None:
+        return None
+    if not isinstance(thinking, Mapping) or "type" not in thinking:
+        raise ConfigError(
+            'thinking must be a dict like {"type": "enabled", "budget_tokens": 2048}, '
+            f"got {thinking!r}"
+        )
+    if thinking["type"] == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+            raise ConfigError(f"thinking requires a positive integer budget_tokens, got {budget!r}")
+        if budget >= max_tokens:
+            raise ConfigError(
+                f"thinking budget_tokens ({budget}) must be below max_output_tokens ({max_tokens})"
+            )
+    return dict(thinking)
+
+
+def _merge_headers(headers: Mapping[str, str], code_execution: bool) -> dict[str, str]:
+    """Caller headers, with every ``anthropic-beta`` value (and the code-execution beta)
+    merged into one comma-separated header: caller betas first, duplicates dropped."""
+    out: dict[str, str] = {}
+    betas: list[str] = []
+    for name, value in headers.items():
+        if name.lower() == "anthropic-beta":
+            betas += [v.strip() for v in str(value).split(",")]
+        else:
+            out[name] = value
+    if code_execution:
+        betas.append(CODE_EXECUTION_BETA)
+    merged = list(dict.fromkeys(b for b in betas if b))
+    if merged:
+        out["anthropic-beta"] = ",".join(merged)
+    return out
+
+
+# --------------------------------------------------------------------- ours -> wire
+
+
+def _wire_message(msg: Message) -> dict[str, Any] | None:
+    if len(msg.content) == 1 and isinstance(msg.content[0], TextBlock):
+        text = msg.content[0].text
+        return {"role": msg.role, "content": text} if text else None
+    blocks = [w for w in map(_wire_block, msg.content) if w is not None]
+    return {"role": msg.role, "content": blocks} if blocks else None
+
+
+def _wire_block(b: Block) -> dict[str, Any] | None:
+    if isinstance(b, TextBlock):
+        return {"type": "text", "text": b.text} if b.text else None  # the API rejects ""
+    if isinstance(b, ToolUseBlock):
+        return {"type": "tool_use", "id": b.id, "name": b.name, "input": b.input}
+    if isinstance(b, ToolResultBlock):
+        out: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": b.tool_use_id,
+            "content": b.content,
+        }
+        if b.is_error:
+            out["is_error"] = True
+        return out
+    if isinstance(b, ThinkingBlock):
+        # Unsigned thinking came from another vendor; Anthropic would reject it.
+        if not b.signature:
+            return None
+        return {"type": "thinking", "thinking": b.thinking, "signature": b.signature}
+    if isinstance(b, ServerToolUseBlock):
+        return {"type": "server_tool_use", "id": b.id, "name": b.name, "input": b.input}
+    if isinstance(b, ImageBlock):
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": b.mime_type, "data": b.data},
+        }
+    if isinstance(b, RawBlock):
+        raw = b.model_dump()
+        origin = raw.pop("origin", None)
+        if origin == ORIGIN or (origin is None and _is_raw_type(b.type)):
+            return raw
+        return None  # another protocol's opaque item (e.g. an OpenAI reasoning item)
+    raise ConfigError(f"cannot send a {type(b).__name__} to Anthropic")
+
+
+def _is_raw_type(t: str) -> bool:
+    return t in _RAW_TYPES or t.endswith("_tool_result")
+
+
+# --------------------------------------------------------------------- wire -> ours
+
+
+def _completion(call: _http.Call, data: Any, request_id: str | None) -> Completion:
+    """Turn a Messages ``message`` object (received whole or rebuilt from a stream)
+    into a Completion."""
+    if not isinstance(data, dict) or data.get("type") == "error" or "content" not in data:
+        if isinstance(data, dict) and "error" in data:
+            raise _http.error_from_payload(call, data, request_id, where="in response")
+        raise StreamError(
+            call.scrub(f"unexpected Messages reply: {str(data)[:300]!r}"),
+            provider=call.provider,
+            model=call.model,
+            request_id=request_id,
+        )
+    blocks = [b for b in (_block(call, raw) for raw in data["content"] or ()) if b is not None]
+    raw_stop = data.get("stop_reason")
+    has_tools = any(isinstance(b, ToolUseBlock) for b in blocks)
+    usage = data.get("usage") or {}
+    return Completion(
+        stop_reason="tool_use" if raw_stop == "tool_use" and has_tools else "end_turn",
+        message=Message(role="assistant", content=blocks),
+        usage=Usage(**{k: int(usage.get(k) or 0) for k in _USAGE_KEYS}),
+        request_id=request_id or data.get("id"),
+        model=data.get("model") or call.model,
+        raw_stop_reason=raw_stop,
+    )
+
+
+def _block(call: _http.Call, b: dict[str, Any]) -> Block | None:
+    t = b.get("type")
+    if t == "text":
+        return TextBlock(text=b["text"]) if b.get("text") else None
+    if t == "tool_use":
+        return ToolUseBlock(id=b["id"], name=b["name"], input=b.get("input") or {})
+    if t == "thinking":
+        return ThinkingBlock(thinking=b.get("thinking") or "", signature=b.get("signature") or None)
+    if t == "server_tool_use":
+        return ServerToolUseBlock(id=b["id"], name=b["name"], input=b.get("input") or {})
+    if isinstance(t, str) and _is_raw_type(t):
+        return RawBlock(**{**b, "origin": ORIGIN})
+    raise ProviderError(
+        f"Anthropic sent a content block of unsupported type {t!r}",
+        provider=call.provider,
+        model=call.model,
+    )
+
+
+class _Accumulator:
+    """Rebuilds the ``message`` object from stream events, handing text and thinking deltas
+    to ``on_delta`` as they arrive. Tool input JSON is parsed once, at the end."""
+
+    def __init__(self, events: _http.EventStream, on_delta: OnDelta) -> None:
+        self.events = events
+        self.on_delta = on_delta
+        self.message: dict[str, Any] | None = None
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.parts: dict[int, list[str]] = {}  # text / thinking / partial_json fragments
+        self.stopped: set[int] = set()
+        self.usage: dict[str, Any] = {}
+        self.stop_reason: str | None = None
+        self.done = False
+
+    def feed(self, ev: SSEEvent) -> None:
+        try:
+            data = json.loads(ev.data)
+            kind = data.get("type") or ev.event
+        except (ValueError, AttributeError):
+            raise self.events.malformed(ev) from None
+        emit = None
+        try:
+            if kind == "content_block_delta":
+                emit = self._delta(data["index"], data["delta"])
+            elif kind == "content_block_start":
+                i = data["index"]
+                self.blocks[i] = dict(data["content_block"])
+                self.parts[i] = []
+            elif kind == "content_block_stop":
+                self.stopped.add(data["index"])
+            elif kind == "message_start":
+                self.message = data["message"]
+                self.usage = dict(self.message.get("usage") or {})
+            elif kind == "message_delta":
+                self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
+                for k, v in (data.get("usage") or {}).items():
+                    if v is not None:
+                        self.usage[k] = v
+            elif kind == "message_stop":
+                self.done = True
+            elif kind == "error":
+                raise _http.error_from_payload(self.events.call, data, self.events.request_id)
+            # "ping" and event types added after this was written are ignored, as Anthropic asks
+        except (KeyError, TypeError):
+            raise self.events.malformed(ev) from None
+        if emit is not None and emit[1]:
+            self.on_delta(*emit)  # outside the try: the callback's own errors stay its own
+
+    def _delta(self, i: int, delta: dict[str, Any]) -> tuple[DeltaKind, str] | None:
+        t = delta["type"]
+        if t == "text_delta":
+            text = delta["text"]
+            self.parts[i].append(text)
+            return ("text", text)
+        if t == "input_json_delta":
+            self.parts[i].append(delta["partial_json"])
+        elif t == "thinking_delta":
+            text = delta["thinking"]
+            self.parts[i].append(text)
+            return ("thinking", text)
+        elif t == "signature_delta":
+            self.blocks[i]["signature"] = delta["signature"]
+        elif t != "citations_delta":  # citations are not kept
+            raise ProviderError(
+                f"Anthropic sent a stream delta of unsupported type {t!r}",
+                provider=self.events.call.provider,
+                model=self.events.call.model,
+                request_id=self.events.request_id,
+            )
+        return None
+
+    def result(self) -> dict[str, Any]:
+        if self.message is None or not (self.done or self.stop_reason):
+            raise self.events.truncated("message_stop")
+        content = []
+        for i in sorted(self.blocks):
+            block, parts = self.blocks[i], self.parts[i]
+            t = block.get("type")
+            if t == "text":
+                block["text"] = block.get("text", "") + "".join(parts)
+            elif t == "thinking":
+                block["thinking"] = block.get("thinking", "") + "".join(parts)
+            elif t in ("tool_use", "server_tool_use") and i in self.stopped:
+                block["input"] = self._tool_input(block, "".join(parts))
+            # a tool block that never stopped (max_tokens cut it) keeps its empty start input
+            content.append(block)
+        return {
+            **self.message,
+            "content": content,
+            "stop_reason": self.stop_reason,
+            "usage": self.usage,
+        }
+
+    def _tool_input(self, block: dict[str, Any], text: str) -> dict[str, Any]:
+        if not text.strip():
+            return block.get("input") or {}
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value
+        if self.stop_reason == "max_tokens":  # cut off mid-arguments: keep it un-runnable
+            return {}
+        raise StreamError(
+            f"model sent invalid JSON arguments for tool {block.get('name')!r}",
+            retryable=True,
+            provider=self.events.call.provider,
+            model=self.events.call.model,
+            request_id=self.events.request_id,
+        )

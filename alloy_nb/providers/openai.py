@@ -1,0 +1,341 @@
+"""OpenAI Responses API provider (``POST /v1/responses``), streaming and not.
+
+Translates our messages to Responses input items and the response back, nothing more.
+Chat Completions (and the vendors that copy it) is ``openai_compat.py``; HTTP plumbing
+and error mapping are ``_http.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from alloy_nb.errors import ConfigError, ProviderError, StreamError
+from alloy_nb.messages import (
+    Block,
+    ImageBlock,
+    Message,
+    RawBlock,
+    ServerToolUseBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from alloy_nb.providers import _http
+from alloy_nb.providers._sse import SSEEvent
+from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
+from alloy_nb.usage import Usage
+
+__all__ = ["OpenAI"]
+
+ORIGIN = "openai-responses"  # marks RawBlocks (reasoning items) only this protocol takes back
+_RAW_ITEMS = {"reasoning"}
+_THINKING_DELTAS = {
+    "response.reasoning_summary_text.delta",
+    "response.reasoning_text.delta",
+}
+_TEXT_DELTAS = {"response.output_text.delta", "response.refusal.delta"}
+
+
+class OpenAI(Provider):
+    """OpenAI models through the Responses API (also xAI's, via ``base_url``).
+
+    Reasoning items are kept (as RawBlocks) and sent back with the next request, as the API
+    asks. ``store=False`` keeps nothing on OpenAI's side; the reasoning then travels
+    encrypted (``include: ["reasoning.encrypted_content"]``).
+    """
+
+    name = "openai"
+    supports_streaming = True
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        model: str = "gpt-5.4",
+        base_url: str = "https://api.openai.com",
+        max_output_tokens: int | None = None,
+        reasoning: Mapping[str, Any] | None = None,
+        store: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if max_output_tokens is not None and (
+            not isinstance(max_output_tokens, int) or max_output_tokens < 1
+        ):
+            raise ConfigError(
+                f"max_output_tokens must be a positive integer, got {max_output_tokens!r}"
+            )
+        if reasoning is not None and not isinstance(reasoning, Mapping):
+            raise ConfigError(
+                f'reasoning must be a dict like {{"effort": "low"}}, got {reasoning!r}'
+            )
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.max_output_tokens = max_output_tokens
+        self.reasoning = dict(reasoning) if reasoning is not None else None
+        self.store = store
+        self._headers = dict(headers or {})
+        self._key = _http.ApiKey(api_key, ("OPENAI_API_KEY",))
+        path = "/responses" if self.base_url.endswith("/v1") else "/v1/responses"
+        self._url = self.base_url + path
+
+    def __repr__(self) -> str:
+        return f"OpenAI(model={self.model!r}, base_url={self.base_url!r})"
+
+    def _call(self) -> _http.Call:
+        key = self._key.get(self.name)
+        headers = {
+            "content-type": "application/json",
+            **self._headers,
+            **_http.auth_headers("bearer", key),
+        }
+        return _http.Call(self.name, self.model, self._url, headers, key)
+
+    def build_body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:
+        """The Responses request body for ``request`` (shared by complete and stream)."""
+        items: list[dict[str, Any]] = []
+        for msg in request.messages:
+            items.extend(_wire_items(msg))
+        body: dict[str, Any] = {"model": self.model, "input": items}
+        if request.system:
+            body["instructions"] = request.system
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.input_schema,
+                }
+                for t in request.tools
+            ]
+        if self.max_output_tokens is not None:
+            body["max_output_tokens"] = self.max_output_tokens
+        if self.reasoning is not None:
+            body["reasoning"] = self.reasoning
+        if self.store is not None:
+            body["store"] = self.store
+            if not self.store:
+                body["include"] = ["reasoning.encrypted_content"]
+        if stream:
+            body["stream"] = True
+        return body
+
+    async def complete(self, request: ProviderRequest) -> Completion:
+        call = self._call()
+        data, rid = await _http.post_json(
+            call, self.build_body(request, stream=False), request.timeout_s
+        )
+        return _completion(call, data, rid)
+
+    async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
+        call = self._call()
+        body = self.build_body(request, stream=True)
+        async with _http.open_stream(call, body, request.timeout_s) as events:
+            if not events.is_sse:
+                return _completion(call, await events.json(), events.request_id)
+            acc = _Accumulator(events, on_delta)
+            async for event in events:
+                acc.feed(event)
+            return _completion(call, acc.result(), events.request_id)
+
+
+# --------------------------------------------------------------------- ours -> wire
+
+
+def _wire_items(msg: Message) -> list[dict[str, Any]]:
+    """One message becomes several input items, in block order (a reasoning item must stay
+    right before the item that followed it)."""
+    items: list[dict[str, Any]] = []
+    if msg.role == "user":
+        parts: list[dict[str, Any]] = []
+        for b in msg.content:
+            if isinstance(b, ToolResultBlock):
+                items.append(
+                    {"type": "function_call_output", "call_id": b.tool_use_id, "output": b.content}
+                )
+            elif isinstance(b, TextBlock):
+                if b.text:
+                    parts.append({"type": "input_text", "text": b.text})
+            elif isinstance(b, ImageBlock):
+                parts.append(
+                    {"type": "input_image", "image_url": f"data:{b.mime_type};base64,{b.data}"}
+                )
+            elif not _foreign(b):
+                raise ConfigError(f"cannot send a {type(b).__name__} in a user message to OpenAI")
+        if parts:
+            content: Any = parts[0]["text"] if len(parts) == 1 and "text" in parts[0] else parts
+            items.append({"role": "user", "content": content})
+        return items
+    for b in msg.content:
+        if isinstance(b, TextBlock):
+            if b.text:
+                items.append({"role": "assistant", "content": b.text})
+        elif isinstance(b, ToolUseBlock):
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": b.id,
+                    "name": b.name,
+                    "arguments": json.dumps(b.input, ensure_ascii=False),
+                }
+            )
+        elif isinstance(b, RawBlock):
+            raw = b.model_dump()
+            origin = raw.pop("origin", None)
+            if origin == ORIGIN or (origin is None and b.type in _RAW_ITEMS):
+                items.append(raw)
+        elif not _foreign(b):
+            raise ConfigError(f"cannot send a {type(b).__name__} in an assistant message to OpenAI")
+    return items
+
+
+def _foreign(b: Block) -> bool:
+    """Blocks from other vendors' replies, which this API has no place for: dropped."""
+    return isinstance(b, (ThinkingBlock, ServerToolUseBlock, RawBlock))
+
+
+# --------------------------------------------------------------------- wire -> ours
+
+
+def _completion(call: _http.Call, resp: Any, request_id: str | None) -> Completion:
+    """Turn a Responses ``response`` object (received whole, or the one carried by the
+    terminal stream event) into a Completion."""
+    if not isinstance(resp, dict) or "output" not in resp:
+        if isinstance(resp, dict) and resp.get("error"):
+            raise _http.error_from_payload(call, resp, request_id, where="in response")
+        raise StreamError(
+            call.scrub(f"unexpected Responses reply: {str(resp)[:300]!r}"),
+            provider=call.provider,
+            model=call.model,
+            request_id=request_id,
+        )
+    status = resp.get("status")
+    if status == "failed" or resp.get("error"):
+        raise _http.error_from_payload(
+            call, {"error": resp.get("error")}, request_id, where="response.failed"
+        )
+    incomplete = status == "incomplete"
+    raw_stop = (
+        ((resp.get("incomplete_details") or {}).get("reason") or "incomplete")
+        if incomplete
+        else status
+    )
+    blocks: list[Block] = []
+    for item in resp["output"] or ():
+        t = item.get("type")
+        if t == "message":
+            for part in item.get("content") or ():
+                pt = part.get("type")
+                if pt == "output_text":
+                    if part.get("text"):
+                        blocks.append(TextBlock(text=part["text"]))
+                elif pt == "refusal":
+                    blocks.append(TextBlock(text=part.get("refusal") or "(refused)"))
+                    raw_stop = "refusal"
+                else:
+                    raise _unsupported(call, f"message content part {pt!r}", request_id)
+        elif t == "function_call":
+            blocks.append(
+                ToolUseBlock(
+                    id=item.get("call_id") or item["id"],
+                    name=item["name"],
+                    input=_arguments(call, item, request_id, lenient=incomplete),
+                )
+            )
+        elif t in _RAW_ITEMS:
+            blocks.append(RawBlock(**{**item, "origin": ORIGIN}))
+        else:
+            raise _unsupported(call, f"output item {t!r}", request_id)
+    usage = resp.get("usage") or {}
+    cached = int((usage.get("input_tokens_details") or {}).get("cached_tokens") or 0)
+    has_tools = not incomplete and any(isinstance(b, ToolUseBlock) for b in blocks)
+    return Completion(
+        stop_reason="tool_use" if has_tools else "end_turn",
+        message=Message(role="assistant", content=blocks),
+        usage=Usage(
+            input_tokens=max(0, int(usage.get("input_tokens") or 0) - cached),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cache_read_input_tokens=cached,
+        ),
+        request_id=request_id or resp.get("id"),
+        model=resp.get("model") or call.model,
+        raw_stop_reason=raw_stop,
+    )
+
+
+def _arguments(
+    call: _http.Call, item: dict[str, Any], request_id: str | None, *, lenient: bool
+) -> dict[str, Any]:
+    raw = item.get("arguments")
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        value = None
+    if isinstance(value, dict):
+        return value
+    if lenient:  # an incomplete response may cut arguments off; that call never runs
+        return {}
+    raise StreamError(
+        f"model sent invalid JSON arguments for tool {item.get('name')!r}",
+        retryable=True,
+        provider=call.provider,
+        model=call.model,
+        request_id=request_id,
+    )
+
+
+def _unsupported(call: _http.Call, what: str, request_id: str | None) -> ProviderError:
+    return ProviderError(
+        f"OpenAI Responses sent an unsupported {what}",
+        provider=call.provider,
+        model=call.model,
+        request_id=request_id,
+    )
+
+
+class _Accumulator:
+    """Hands text and reasoning deltas to ``on_delta``; the terminal event's ``response``
+    is the authoritative reply (items seen in ``output_item.done`` back it up)."""
+
+    def __init__(self, events: _http.EventStream, on_delta: OnDelta) -> None:
+        self.events = events
+        self.on_delta = on_delta
+        self.items: dict[int, dict[str, Any]] = {}
+        self.final: dict[str, Any] | None = None
+
+    def feed(self, ev: SSEEvent) -> None:
+        try:
+            data = json.loads(ev.data)
+            kind = data.get("type") or ev.event
+        except (ValueError, AttributeError):
+            raise self.events.malformed(ev) from None
+        if kind in _TEXT_DELTAS:
+            if data.get("delta"):
+                self.on_delta("text", data["delta"])
+        elif kind in _THINKING_DELTAS:
+            if data.get("delta"):
+                self.on_delta("thinking", data["delta"])
+        elif kind == "response.output_item.done":
+            item = data.get("item")
+            if isinstance(item, dict):
+                self.items[int(data.get("output_index", len(self.items)))] = item
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            resp = data.get("response")
+            if not isinstance(resp, dict):
+                raise self.events.malformed(ev)
+            self.final = resp
+        elif kind == "error":
+            raise _http.error_from_payload(self.events.call, data, self.events.request_id)
+
+    def result(self) -> dict[str, Any]:
+        if self.final is None:
+            raise self.events.truncated("response.completed")
+        if not self.final.get("output") and self.items:
+            return {**self.final, "output": [self.items[i] for i in sorted(self.items)]}
+        return self.final

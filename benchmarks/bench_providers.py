@@ -1,0 +1,165 @@
+"""CPU cost of one agent turn through alloy_nb versus hand-written httpx code doing the same
+requests, per protocol, streaming and not. The fake server runs in a child process, so
+``time.process_time`` here counts the client side only.
+
+    .venv/bin/python benchmarks/bench_providers.py [--turns 200] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from alloy_nb.api import arun, astream
+from alloy_nb.messages import user
+from alloy_nb.providers import Anthropic, OpenAI, OpenAICompat, ProviderRequest
+from alloy_nb.providers.base import Provider
+
+KEY = "bench-key"
+ANSWER = "The answer is forty-two, as computed by a long line of thought. " * 3
+PROTOCOLS = ("anthropic", "openai-responses", "openai-chat")
+
+_SERVER = textwrap.dedent(
+    """
+    import sys
+    from alloy_nb.testing import FakeProviderServer, reply
+    n = int(sys.argv[1])
+    with FakeProviderServer([reply.text(sys.argv[2], usage=(12, 30))] * n) as srv:
+        print(srv.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+    """
+)
+
+
+def provider(protocol: str, url: str) -> Provider:
+    if protocol == "anthropic":
+        return Anthropic(api_key=KEY, base_url=url)
+    if protocol == "openai-responses":
+        return OpenAI(api_key=KEY, base_url=url)
+    return OpenAICompat(api_key=KEY, model="bench", base_url=url)
+
+
+# ----------------------------------------------------------------- the raw-httpx baseline
+
+
+def _text_of(protocol: str, data: dict[str, Any]) -> str:
+    if protocol == "anthropic":
+        return "".join(b.get("text", "") for b in data["content"])
+    if protocol == "openai-responses":
+        return "".join(
+            p.get("text", "") for item in data["output"] for p in item.get("content") or ()
+        )
+    return data["choices"][0]["message"]["content"] or ""
+
+
+def _delta_of(protocol: str, data: dict[str, Any]) -> str:
+    if protocol == "anthropic":
+        return (
+            data.get("delta", {}).get("text", "") if data["type"] == "content_block_delta" else ""
+        )
+    if protocol == "openai-responses":
+        return data.get("delta", "") if data["type"] == "response.output_text.delta" else ""
+    choices = data.get("choices") or [{}]
+    return choices[0].get("delta", {}).get("content") or ""
+
+
+async def raw_turns(
+    protocol: str, url: str, body: dict, headers: dict, n: int, stream: bool
+) -> str:
+    text = ""
+    async with httpx.AsyncClient() as client:
+        for _ in range(n):
+            if not stream:
+                resp = await client.post(url, json=body, headers=headers)
+                text = _text_of(protocol, resp.json())
+                continue
+            parts = []
+            async with client.stream("POST", url, json=body, headers=headers) as resp:
+                async for line in resp.aiter_lines():
+                    if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                        parts.append(_delta_of(protocol, json.loads(line[5:])))
+            text = "".join(parts)
+    return text
+
+
+# ----------------------------------------------------------------- alloy_nb
+
+
+async def alloy_turns(p: Provider, n: int, stream: bool) -> str:
+    text = ""
+    for _ in range(n):
+        if stream:
+            result = await astream(
+                "What is the answer?", lambda chunk: None, provider=p, max_retries=0
+            )
+        else:
+            result = await arun("What is the answer?", provider=p, max_retries=0)
+        text = result.text
+    return text
+
+
+def cpu(fn: Callable[[], str]) -> tuple[float, str]:
+    t0 = time.process_time()
+    out = fn()
+    return time.process_time() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--turns", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    n, w = args.turns, args.warmup
+    per_case = 2 * (n * args.repeat + w)
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(per_case * len(PROTOCOLS) * 2), ANSWER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        print(f"{n} turns per case, best of {args.repeat}; fake server at {url} (own process)\n")
+        print(f"{'protocol':<18}{'mode':<8}{'alloy ms/turn':>15}{'httpx ms/turn':>15}{'ratio':>8}")
+        ratios = []
+        for protocol in PROTOCOLS:
+            for stream in (False, True):
+                p = provider(protocol, url)
+                body = p.build_body(
+                    ProviderRequest(messages=[user("What is the answer?")]), stream=stream
+                )  # type: ignore[attr-defined]
+                call = p._call()  # type: ignore[attr-defined]
+                asyncio.run(alloy_turns(p, w, stream))
+                asyncio.run(raw_turns(protocol, call.url, body, call.headers, w, stream))
+                a = r = float("inf")
+                for _ in range(args.repeat):  # best of N: the least disturbed measurement
+                    ta, a_text = cpu(lambda p=p, s=stream: asyncio.run(alloy_turns(p, n, s)))
+                    tr, r_text = cpu(
+                        lambda pr=protocol, c=call, b=body, s=stream: asyncio.run(
+                            raw_turns(pr, c.url, b, c.headers, n, s)
+                        )
+                    )
+                    a, r = min(a, ta), min(r, tr)
+                assert a_text == r_text == ANSWER, (a_text, r_text)
+                ratios.append(a / r)
+                mode = "stream" if stream else "json"
+                ms_a, ms_r = a / n * 1000, r / n * 1000
+                print(f"{protocol:<18}{mode:<8}{ms_a:>15.3f}{ms_r:>15.3f}{a / r:>8.2f}")
+        print(f"\nworst ratio {max(ratios):.2f} (target <= 1.5)")
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

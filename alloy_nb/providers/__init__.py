@@ -67,7 +67,7 @@ _HELP = (
 
 
 def _from_string(spec: str) -> Provider:
-    if spec in ("demo", "scripted"):
+    if spec == "demo":
         return __getattr__("Demo")()
     prefix, sep, model = spec.partition(":")
     prefix = prefix.lower()

@@ -149,7 +149,7 @@ class _Batch:
         except ToolError as exc:
             result = ToolResult(content=str(exc), is_error=True)
         except Exception as exc:
-            log.warning("tool %r crashed", call.name, exc_info=True)
+            log.debug("tool %r raised", call.name, exc_info=True)  # the model and the UI see it
             result = ToolResult(
                 content=f"Tool crashed: {type(exc).__name__}: {exc}", is_error=True
             )

@@ -42,6 +42,7 @@ _OPS: dict[type, Any] = {
     ast.Mod: operator.mod,
     ast.USub: operator.neg,
 }
+_FILE = re.compile(r"[\w./-]+\.(?:toml|md|txt|py|json|csv|yaml|yml|cfg|ipynb)\b")
 _ARITH = re.compile(r"(?<![\w.])[-(]*\d[\d.\s+\-*/()%^]*[\d)]")
 
 
@@ -99,7 +100,7 @@ class Demo(Provider):
             return "list_variables", {}
         if "Read" in tools or "read" in tools:
             name = "Read" if "Read" in tools else "read"
-            match = re.search(r"[\w./-]+\.(?:toml|md|txt|py|json|csv|yaml|cfg)\b", prompt)
+            match = _FILE.search(prompt)
             if match:
                 return name, {"file_path": match.group(0)}
         return None
@@ -113,6 +114,9 @@ class Demo(Provider):
     ) -> Completion | None:
         """After ``list_variables``, inspect the most interesting variable once."""
         if "inspect_variable" not in tools or "inspect_variable" in called:
+            return None
+        previous = request.messages[-2] if len(request.messages) >= 2 else None
+        if previous is None or "list_variables" not in {c.name for c in previous.tool_calls}:
             return None
         listing = "\n".join(r.content for r in results if not r.is_error)
         names = re.findall(r"^\s*[-*]?\s*`?([A-Za-z_]\w*)`?\s*[:(|]", listing, re.M)
@@ -152,11 +156,16 @@ def _last_user_text(messages: list[Message]) -> str:
     return ""
 
 
+_NUDGE = re.compile(r"call the `[^`]+` tool")
+
+
 def _exchange_text(messages: list[Message]) -> str:
-    """The last two user prompts, oldest first: when the loop adds a continuation prompt
-    (``until_tool``) the real request precedes it, so arguments come from both."""
+    """The prompt to act on. When the last prompt is the loop's nudge to call a tool
+    (``until_tool``), the real request precedes it, so arguments come from both."""
     texts = [m.text for m in messages if m.role == "user" and m.text]
-    return "\n".join(texts[-2:])
+    if len(texts) >= 2 and _NUDGE.search(texts[-1]):
+        return "\n".join(texts[-2:])
+    return texts[-1] if texts else ""
 
 
 def _called_tools(messages: list[Message]) -> set[str]:
@@ -179,13 +188,9 @@ def _arguments_for(tool: ToolDefinition, prompt: str) -> dict[str, Any]:
     props: dict[str, Any] = tool.input_schema.get("properties", {})
     numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", prompt)]
     quoted = re.findall(r"[\"'`]([^\"'`]+)[\"'`]", prompt)
-    args: dict[str, Any] = {}
-    for key, schema in props.items():
-        args[key] = _sample(key, schema, numbers, quoted, prompt)
     required = tool.input_schema.get("required")
-    if required is not None:
-        args = {k: v for k, v in args.items() if k in required or v not in (None, "", [])}
-    return args
+    wanted = props if required is None else {k: v for k, v in props.items() if k in required}
+    return {key: _sample(key, schema, numbers, quoted, prompt) for key, schema in wanted.items()}
 
 
 def _sample(
@@ -210,6 +215,10 @@ def _sample(
             k: _sample(k, s, numbers, quoted, prompt)
             for k, s in schema.get("properties", {}).items()
         }
+    if "path" in key or "file" in key:
+        match = _FILE.search(prompt)
+        if match:
+            return match.group(0)
     if quoted:
         return quoted.pop(0)
     return prompt.strip().splitlines()[0][:80] if prompt.strip() else key

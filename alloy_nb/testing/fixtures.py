@@ -31,14 +31,18 @@ _SUFFIXES = {".yaml", ".yml", ".txt"}
 
 
 def _find_fixtures_dir() -> Path:
-    """`$ALLOY_FIXTURES_DIR`, else the nearest `shared/fixtures` above this file or the cwd."""
+    """`$ALLOY_FIXTURES_DIR`, else the repository's copy (`tests/fixtures/recorded`), else the
+    nearest `shared/fixtures` above this file or the cwd."""
     if env := os.environ.get("ALLOY_FIXTURES_DIR"):
         return Path(env)
     here, cwd = Path(__file__).resolve(), Path.cwd().resolve()
+    vendored = here.parents[2] / "tests" / "fixtures" / "recorded"
+    if (vendored / "INDEX.md").is_file():
+        return vendored
     for base in [*here.parents, cwd, *cwd.parents]:
         if (base / "shared" / "fixtures").is_dir():
             return base / "shared" / "fixtures"
-    return here.parents[3] / "shared" / "fixtures"  # the CI layout: <repo>/../shared/fixtures
+    return here.parents[3] / "shared" / "fixtures"  # the original layout: <repo>/../shared
 
 
 FIXTURES_DIR: Path = _find_fixtures_dir()

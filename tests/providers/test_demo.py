@@ -77,3 +77,38 @@ def test_usage_is_counted() -> None:
     completion = asyncio.run(Demo(delay_s=0).complete(ProviderRequest(messages=[user("hi")])))
     assert completion.usage.input_tokens > 0
     assert completion.usage.output_tokens > 0
+
+
+def test_a_new_prompt_does_not_reuse_numbers_of_the_previous_one() -> None:
+    session = alloy.Session(provider=Demo(delay_s=0), tools=[add])
+    session.chat("What is 12 * 12?")
+    assert session.chat("Use add to add 144 and 6.").tool_calls[0].input == {"a": 144, "b": 6}
+    assert session.chat("Thanks! What is 3 * 3?").tool_calls == []
+
+
+def test_optional_arguments_are_left_to_their_defaults(tmp_path) -> None:
+    from alloy_nb.tools.core import Read
+
+    (tmp_path / "three.txt").write_text("one\ntwo\nthree\n")
+    result = alloy.run(
+        "Read three.txt", provider=Demo(delay_s=0), tools=[Read], working_directory=str(tmp_path)
+    )
+    assert result.tool_calls[0].input == {"file_path": "three.txt"}
+    assert "three" in result.text and result.tool_calls[0].error is None
+
+
+def test_only_a_listing_is_followed_by_an_inspection() -> None:
+    result = alloy.run(
+        "Use list_variables please",
+        provider=Demo(delay_s=0),
+        tools=notebook_tools(),
+        context={"namespace": {"x": 1}},
+    )
+    assert [c.name for c in result.tool_calls] == ["list_variables", "inspect_variable"]
+    result = alloy.run(
+        "Use inspect_variable on 'x'",
+        provider=Demo(delay_s=0),
+        tools=notebook_tools(),
+        context={"namespace": {"x": 1}},
+    )
+    assert [c.name for c in result.tool_calls] == ["inspect_variable"]

@@ -329,7 +329,8 @@ def test_one_client_per_loop_closed_when_asyncio_run_ends() -> None:
     assert seen[0] is not seen[1]
     assert all(c.is_closed for c in seen)
     gc.collect()
-    assert len(_http._clients) == 0
+    # other loops (the private loop thread of earlier tests) may hold their own client
+    assert not any(entry.client in seen for entry in list(_http._clients.values()))
 
 
 def test_cancelling_a_stream_closes_the_connection_at_once() -> None:

@@ -1,0 +1,438 @@
+"""The notebook's agent state: named sessions, the default provider/tools/system prompt,
+background runs and per-cell usage. ``magics.py`` parses and calls this; so can code.
+
+One ``Controller`` per shell (``alloy_nb.jupyter.controller()``). It builds sessions from
+the public API only and hands runs to ``runner.py`` with a view from ``display.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from alloy_nb.errors import AgentError
+from alloy_nb.events import new_id
+from alloy_nb.jupyter import DEFAULT, TOOL_NAMES, ControlError, runner
+from alloy_nb.jupyter import display as _display
+from alloy_nb.jupyter.approval import POLICIES, Approver
+from alloy_nb.jupyter.display import make_view
+from alloy_nb.jupyter.render import Transcript
+from alloy_nb.result import Result
+from alloy_nb.usage import Usage
+
+__all__ = ["DEFAULT", "TOOL_NAMES", "ControlError", "Controller"]
+
+_ENV_PROVIDERS = (("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-6"),
+                  ("OPENAI_API_KEY", "openai:gpt-5.4"))
+
+
+class CellError(AgentError):
+    """A ``%%alloy`` run failed: shown as one short line instead of a long traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        r = self.result
+        hint = "the history is valid: fix the cause and run the cell again"
+        return [f"AgentError: the run ended with status {r.status!r}: {r.error or r.status}",
+                f"({hint}; `-o VAR` keeps the Result)"]
+
+
+@dataclass(frozen=True)
+class CellUsage:
+    """What one cell's run used."""
+
+    cell: int | None
+    session: str
+    model: str
+    status: str
+    usage: Usage
+
+
+class Controller:
+    """Sessions by name plus the defaults new sessions get; see ``%alloy help``."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.sessions: dict[str, Any] = {}
+        self.managed: set[str] = set()  # sessions this controller built (and may rebuild)
+        self.approvers: dict[str, Approver] = {}
+        self.runs: dict[str, tuple[runner.BackgroundRun, str | None]] = {}
+        self.cells: list[CellUsage] = []
+        self.views: dict[str, Any] = {}  # the latest view per session (``.text`` for CI)
+        self.provider_spec: Any = None
+        self.tool_names: list[str] = []
+        self.system: str | None = None
+        self.policy = "ask"
+
+    # ---- defaults ---------------------------------------------------------------------
+
+    def default_provider_spec(self) -> Any:
+        """``%alloy provider`` if set, else from the environment, else the offline demo."""
+        if self.provider_spec is not None:
+            return self.provider_spec
+        for var, spec in _ENV_PROVIDERS:
+            if os.environ.get(var):
+                return spec
+        return "demo"
+
+    def set_provider(self, spec: Any) -> str:
+        """Use ``spec`` (``"anthropic:MODEL"``, ``"demo"``, a Provider) from now on."""
+        if isinstance(spec, str) and _looks_like_key(spec):
+            raise ControlError(
+                "that looks like an API key: never put keys in a notebook (they are saved "
+                "with it). Set ANTHROPIC_API_KEY / OPENAI_API_KEY in the environment instead.")
+        provider = _resolve(spec)
+        self._all_idle("switch the provider")
+        self.provider_spec = spec
+        for name in self.managed:
+            self.sessions[name].set_model(provider if not isinstance(spec, str) else spec)
+        return _describe(provider)
+
+    def set_model(self, model: str) -> str:
+        """Switch model within the current provider (``PREFIX:MODEL`` switches both)."""
+        return self.set_provider(self._model_spec(model))
+
+    def _model_spec(self, model: str) -> str:
+        if ":" in model or model == "demo":
+            return model
+        current = _resolve(self.default_provider_spec())
+        prefix = getattr(current, "name", "")
+        if prefix in ("demo", "scripted", "provider", ""):
+            raise ControlError(f"the {prefix or 'current'} provider has no models to choose "
+                               f"from; give one as PREFIX:MODEL, e.g. anthropic:{model}")
+        return f"{prefix}:{model}"
+
+    def set_tools(self, spec: str) -> list[str]:
+        """``read,write,edit,bash,notebook,run_python`` (or ``none``) for every session."""
+        names = parse_tools(spec)
+        tools = build_tools(names)
+        self._all_idle("change the tools")
+        for name in self.managed:
+            _reconfigure(self.sessions[name], tools=tools)
+        self.tool_names = names
+        return names
+
+    def set_system(self, text: str | None) -> None:
+        self._all_idle("change the system prompt")
+        self.system = text or None
+        for name in self.managed:
+            _reconfigure(self.sessions[name], system_prompt=self.system)
+
+    def set_policy(self, policy: str) -> None:
+        if policy not in POLICIES:
+            raise ControlError(f"approve policy must be one of {', '.join(POLICIES)}")
+        self.policy = policy
+        for approver in self.approvers.values():
+            approver.policy = policy
+
+    # ---- sessions ---------------------------------------------------------------------
+
+    def session(self, name: str | None = None) -> Any:
+        """The named session: registered, a ``Session`` variable of that name, or new."""
+        name = name or DEFAULT
+        from alloy_nb.session import Session
+
+        value = self.shell.user_ns.get(name)
+        if isinstance(value, Session):  # a notebook variable wins, also when rebound
+            if self.sessions.get(name) is not value:
+                self.sessions[name] = value
+                self.managed.discard(name)
+            return value
+        if name in self.sessions:
+            return self.sessions[name]
+        if not name.isidentifier():
+            raise ControlError(f"session names are identifiers; {name!r} is not")
+        approver = self.approvers[name] = Approver(self.policy)
+        session = Session(
+            name=name, provider=_resolve(self.default_provider_spec()),
+            tools=build_tools(self.tool_names), system_prompt=self.system,
+            context={"namespace": self.shell.user_ns, "approve": approver},
+        )
+        self.sessions[name] = session
+        self.managed.add(name)
+        return session
+
+    def reset(self, name: str | None = None) -> None:
+        self._idle(name or DEFAULT)
+        _require_idle(self.session(name), name or DEFAULT, "reset")
+        self.session(name).reset()
+
+    def _all_idle(self, what: str) -> None:
+        for name in self.managed:
+            _require_idle(self.sessions[name], name, what)
+
+    def banner(self, session: Any) -> str | None:
+        if getattr(session.config.provider, "name", "") != "demo":
+            return None
+        from alloy_nb.providers.demo import DEMO_BANNER
+
+        return DEMO_BANNER
+
+    # ---- running ----------------------------------------------------------------------
+
+    def ask(self, prompt: str, *, name: str | None = None, background: bool = False,
+            stream: bool = True, model: str | None = None, tools: str | None = None,
+            max_turns: int | None = None, system: str | None = None,
+            output: str | None = None,
+            view_factory: Callable[..., Any] | None = None) -> Result | runner.BackgroundRun:
+        """Run ``prompt`` in a session and show it in this cell; see ``%%alloy?``."""
+        name = name or DEFAULT
+        session = self.session(name)
+        cell_id = _cell_id(self.shell)
+        self._idle(name, cell_id if background else None)
+        if not background and session.current_request_id is not None:
+            # waiting here would block the very loop the other request may run on
+            raise ControlError(f"session {name!r} is busy with another request; wait for it, "
+                               "or stop it with session.cancel()")
+        overrides: dict[str, Any] = {}
+        if tools is not None:
+            overrides["tools"] = build_tools(parse_tools(tools))
+        if max_turns is not None:
+            overrides["max_turns"] = max_turns
+        if system is not None:
+            overrides["system_prompt"] = system
+        spec = self._model_spec(model) if model else None
+        if spec is not None:
+            _resolve(spec)  # fail now, in the cell, not inside the run
+        rid = new_id(16)
+        holder: list[runner.BackgroundRun] = []
+        view = (view_factory or partial(make_view, shell=self.shell))(
+            Transcript(model=session.model, prompt=prompt, base=session.usage),
+            banner=self.banner(session),
+            on_stop=(lambda: holder[0].cancel()) if background else None,
+        )
+        self.views[name] = view
+        approver = self.approvers.get(name)
+        if approver is not None:
+            approver.mode, approver.view = ("background" if background else "blocking"), view
+
+        async def factory(on_event: Any) -> Result:
+            earlier = session.current_request_id
+            if earlier is not None and (spec or overrides):  # a replaced run still unwinding
+                with suppress(Exception):
+                    await session.result(earlier)
+            with _overridden(session, spec, overrides):
+                if stream:
+                    return await session.astream_chat(prompt, None, request_id=rid,
+                                                      on_event=on_event)
+                return await session.achat(prompt, request_id=rid, on_event=on_event)
+
+        def cancel() -> bool:
+            return bool(session.cancel_request(rid))
+
+        cell = getattr(self.shell, "execution_count", None)
+        if background:
+            def done(run: runner.BackgroundRun) -> None:
+                result = _outcome(run)
+                if result is not None:
+                    self._record(cell, name, session, result, output)
+
+            handle = runner.start_background(factory, view, name, cancel=cancel, on_done=done)
+            holder.append(handle)
+            self.runs[name] = (handle, cell_id)
+            return handle
+        try:
+            result = runner.run_blocking(factory, view, cancel)
+        except AgentError as exc:
+            self._record(cell, name, session, exc.result, output)
+            raise CellError(exc.result) from None
+        except KeyboardInterrupt:
+            last = session.last_result
+            if last is not None and last.request_id == rid:
+                self._record(cell, name, session, last, output)
+            raise
+        self._record(cell, name, session, result, output)
+        return result
+
+    def _idle(self, name: str, cell_id: str | None = None) -> None:
+        """Refuse to start while a background run of this session streams (same cell:
+        the old run is stopped, as re-running a cell means "do it again")."""
+        entry = self.runs.get(name)
+        if entry is None or entry[0].done():
+            return
+        run, started_in = entry
+        if cell_id is not None and cell_id == started_in:
+            run.cancel()
+            return
+        raise ControlError(
+            f"session {name!r} is still answering in the background; press its Stop button, "
+            f"run `%alloy cancel {name}`, or use another session with -s NAME")
+
+    def _record(self, cell: int | None, name: str, session: Any, result: Result,
+                output: str | None) -> None:
+        usage = getattr(result, "run_usage", None) or result.usage
+        self.cells.append(CellUsage(cell, name, result.model or session.model, result.status,
+                                    usage))
+        if output:
+            self.shell.user_ns[output] = result
+
+    def cancel(self, name: str | None = None) -> list[str]:
+        """Stop background runs (one session, or all with ``None``/``"all"``)."""
+        names = [n for n in self.runs if name in (None, "all", n)]
+        return [n for n in names if self.runs[n][0].cancel()]
+
+    def usage_report(self, name: str | None = None) -> str:
+        """Tokens and cost per cell, then the total (``%alloy usage``)."""
+        return _display.usage_report(self.cells, name)
+
+    def history_text(self, name: str | None = None) -> str:
+        """The conversation, one line per block (``%alloy history``)."""
+        return _display.history_text(self.session(name).messages)
+
+    def sessions_report(self) -> str:
+        """One line per session (``%alloy sessions``)."""
+        return _display.sessions_report(self.sessions, self.running())
+
+    def running(self) -> dict[str, runner.BackgroundRun]:
+        return {n: run for n, (run, _) in self.runs.items() if not run.done()}
+
+    def chat(self, session: Any) -> Any:
+        """A chat box for ``session`` (what displaying a Session shows in a kernel)."""
+        from alloy_nb.jupyter.widgets import ChatView
+
+        name = self._register(session)
+        return ChatView(
+            f"alloy · {name} · {session.model}", _history_pairs(session.messages),
+            send=lambda prompt, make: self.ask(prompt, name=name, background=True,
+                                               view_factory=make),
+            banner=self.banner(session),
+        )
+
+    def _register(self, session: Any) -> str:
+        for name, known in self.sessions.items():
+            if known is session:
+                return name
+        base = session.name if isinstance(session.name, str) and session.name.isidentifier() \
+            else "chat"
+        name, n = base, 1
+        while name in self.sessions:
+            n += 1
+            name = f"{base}{n}"
+        self.sessions[name] = session
+        return name
+
+
+def _history_pairs(messages: list[Any]) -> list[tuple[str, str]]:
+    """(role, text) of the plain-text turns of a history, for the chat transcript."""
+    return [(m.role, m.text) for m in messages if m.text and not m.tool_result_blocks]
+
+
+def _outcome(run: runner.BackgroundRun) -> Result | None:
+    fut = run._future
+    if fut is None or fut.cancelled():
+        return None
+    exc = fut.exception()
+    if isinstance(exc, AgentError):
+        return exc.result
+    return None if exc is not None else fut.result()
+
+
+# ---- helpers --------------------------------------------------------------------------
+
+
+def parse_tools(spec: str) -> list[str]:
+    names = [n.strip().lower() for n in spec.replace(" ", ",").split(",") if n.strip()]
+    if names in (["none"], ["off"], []):
+        return []
+    unknown = [n for n in names if n not in TOOL_NAMES]
+    if unknown:
+        raise ControlError(f"unknown tool name(s): {', '.join(unknown)}; "
+                           f"choose from {', '.join(TOOL_NAMES)} (or none)")
+    return list(dict.fromkeys(names))
+
+
+def build_tools(names: list[str]) -> list[Any]:
+    """Fresh tool instances; notebook tools run on the main thread in blocking cells."""
+    tools: list[Any] = []
+    if {"read", "write", "edit", "bash"} & set(names):
+        from alloy_nb.tools import core
+
+        classes = {"read": core.Read, "write": core.Write, "edit": core.Edit, "bash": core.Bash}
+        tools += [classes[n]() for n in names if n in classes]
+    if "notebook" in names or "run_python" in names:
+        from alloy_nb.tools.notebook import InspectVariable, ListVariables, RunPython
+
+        if "notebook" in names:
+            tools += [runner.on_main_thread(ListVariables()),
+                      runner.on_main_thread(InspectVariable())]
+        if "run_python" in names:
+            tools.append(runner.on_main_thread(RunPython()))
+    return tools
+
+
+def _resolve(spec: Any) -> Any:
+    from alloy_nb.providers import resolve
+
+    try:
+        return resolve(spec)
+    except ValueError as exc:  # ConfigError is a ValueError
+        raise ControlError(str(exc)) from None
+
+
+def _describe(provider: Any) -> str:
+    info = provider.describe() if hasattr(provider, "describe") else {}
+    return f"{info.get('provider', type(provider).__name__)}:{info.get('model', '?')}"
+
+
+_KEYISH = re.compile(r"(^|[:=\s])(sk-|sk_|gsk_|xai-|AIza)[A-Za-z0-9_\-]{8,}|api_?key\s*=",
+                     re.IGNORECASE)
+
+
+def _looks_like_key(text: str) -> bool:
+    return bool(_KEYISH.search(text)) or (len(text) > 40 and not re.search(r"[:\s]", text))
+
+
+def _require_idle(session: Any, name: str, what: str) -> None:
+    if session.current_request_id is not None:
+        raise ControlError(f"cannot {what} while session {name!r} is answering; wait for it, "
+                           f"press Stop, or run `%alloy cancel {name}`")
+
+
+def _reconfigure(session: Any, **update: Any) -> None:
+    """Change options of a session (tools, max_turns, system prompt) between runs.
+
+    Uses ``Session.configure`` when the core offers it. Until then it swaps the session's
+    private ``_config`` for an updated copy of the public ``config`` (an immutable pydantic
+    model), the only reach into a core object in this package; callers ensure it is idle.
+    """
+    configure = getattr(session, "configure", None)
+    if configure is not None:
+        configure(**update)
+        return
+    session._config = session.config.model_copy(update=update)
+
+
+@contextmanager
+def _overridden(session: Any, spec: str | None, update: dict[str, Any]) -> Iterator[None]:
+    """Per-cell ``--model``/``--tools``/``--max-turns``/``--system``, undone afterwards."""
+    if spec is None and not update:
+        yield
+        return
+    before = session.config
+    if spec is not None:
+        session.set_model(spec)
+    if update:
+        _reconfigure(session, **update)
+    try:
+        yield
+    finally:
+        if spec is not None:
+            session.set_model(before.provider)
+        if update:
+            _reconfigure(session, **{k: getattr(before, k) for k in update})
+
+
+def _cell_id(shell: Any) -> str | None:
+    """JupyterLab's id of the executing cell (execute request metadata), if any."""
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+    except Exception:
+        return None
+    metadata = (parent or {}).get("metadata") or {}
+    cell = metadata.get("cellId")
+    return cell if isinstance(cell, str) else None

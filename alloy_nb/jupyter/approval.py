@@ -1,0 +1,81 @@
+"""``context["approve"]`` for ``run_python``: ask the person at the notebook before code runs.
+
+Background runs show an Approve / Deny card (the kernel is idle, so clicks arrive).
+Blocking runs cannot receive clicks (the kernel processes no comm messages while a cell
+runs), so they ask through the kernel's stdin with ``input()``; front ends without stdin
+(nbclient, papermill) get a refusal the model is told about. ``%alloy approve`` sets the
+policy: ``ask`` (default), ``always`` or ``never``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from typing import Any
+
+__all__ = ["POLICIES", "Approver"]
+
+POLICIES = ("ask", "always", "never")
+_SHOWN_LINES = 40
+
+
+class Approver:
+    """Callable ``(tool_name, code) -> bool | Awaitable[bool]`` bound to one session.
+
+    The notebook controller sets ``mode`` (``"blocking"`` / ``"background"``) and ``view``
+    before each run; a session runs one request at a time, so one slot is enough.
+    """
+
+    def __init__(self, policy: str = "ask") -> None:
+        self.policy = policy
+        self.mode = "blocking"
+        self.view: Any = None
+        self.log: list[tuple[str, bool]] = []  # (tool name, allowed) per request
+
+    def __call__(self, tool_name: str, code: str) -> bool | asyncio.Future[bool]:
+        if self.policy == "always":
+            return self._record(tool_name, True)
+        if self.policy == "never":
+            return self._record(tool_name, False)
+        if self.mode == "background" and hasattr(self.view, "add"):
+            return self._card(tool_name, code)
+        if self.mode == "background":
+            print(f"[alloy] {tool_name} needs approval, but this background run has no "
+                  "widgets to ask with; denied. Run the cell without --background to be asked.")
+            return self._record(tool_name, False)
+        return self._record(tool_name, _ask_stdin(tool_name, code))
+
+    def _record(self, tool_name: str, ok: bool) -> bool:
+        self.log.append((tool_name, ok))
+        return ok
+
+    def _card(self, tool_name: str, code: str) -> asyncio.Future[bool]:
+        from alloy_nb.jupyter.widgets import ApprovalCard
+
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def decide(ok: bool) -> None:
+            self._record(tool_name, ok)
+            if not future.done():
+                future.set_result(ok)
+
+        card = ApprovalCard(tool_name, code, decide)
+        self.view.add(card.widget)
+        future.add_done_callback(lambda f: f.cancelled() and card._click(False))
+        return future
+
+
+def _ask_stdin(tool_name: str, code: str) -> bool:
+    """Show the code and ask y/N on stdin; no stdin (nbclient) means no."""
+    lines = code.splitlines()
+    shown = "\n".join(f"    {line}" for line in lines[:_SHOWN_LINES])
+    if len(lines) > _SHOWN_LINES:
+        shown += f"\n    … ({len(lines) - _SHOWN_LINES} more lines)"
+    print(f"[alloy] {tool_name} wants to run this code in your notebook:\n{shown}")
+    try:
+        answer = builtins.input("Run it? [y/N] ")
+    except Exception as exc:  # StdinNotImplementedError, EOFError: nobody can answer
+        print(f"[alloy] cannot ask ({type(exc).__name__}); denied. "
+              "Use `%alloy approve always` to allow code without asking.")
+        return False
+    return answer.strip().lower() in ("y", "yes")

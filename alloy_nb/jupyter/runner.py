@@ -1,0 +1,441 @@
+"""Where a notebook run executes: blocking (private loop thread + main-thread UI pump) or
+in the background (a task on the kernel's loop), and how interrupt and Stop cancel it.
+
+It owns no agent logic: it awaits a coroutine that ``magics.py``/``display.py`` build from
+the public ``Session`` API, and forwards the run's events to a view on the main thread.
+Uses ``alloy_nb._sync``'s private loop thread, so blocking runs share one loop and client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import logging
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+from alloy_nb import _sync  # the one private module the UI uses: the shared loop thread
+from alloy_nb.errors import AgentError
+from alloy_nb.result import Result
+from alloy_nb.tools.base import Tool
+
+__all__ = [
+    "FLUSH_INTERVAL_S",
+    "BackgroundRun",
+    "RunInterrupted",
+    "RunNotFinished",
+    "conclude",
+    "on_main_thread",
+    "run_blocking",
+    "start_background",
+]
+
+log = logging.getLogger("alloy_nb")
+
+FLUSH_INTERVAL_S = 0.05  # at most ~20 view updates per second, whatever the token rate
+_POLL_S = 0.05
+
+Post = Callable[[Callable[[], Any]], None]
+#: Set inside a blocking run: hands a callable to the main thread's pump.
+_MAIN_POST: contextvars.ContextVar[Post | None] = contextvars.ContextVar(
+    "alloy_nb_main_post", default=None
+)
+
+
+class View(Protocol):
+    """What the runner needs from a view (``widgets.RunView``, ``display.PlainView``)."""
+
+    transcript: Any
+
+    def flush(self) -> None: ...
+    def finalize(self) -> None: ...
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The kernel's interrupt stopped a blocking run; shown as one line, not a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return ["KeyboardInterrupt: the run was stopped. The partial answer is kept above and "
+                "the conversation can continue in the next cell."]
+
+
+class RunNotFinished(RuntimeError):
+    """``handle.result()`` on a background run that is still going (``await`` it instead)."""
+
+
+RunFactory = Callable[[Callable[[Any], None]], Coroutine[Any, Any, Result]]
+
+
+def _loop_thread() -> asyncio.AbstractEventLoop:
+    return _sync._background_loop()
+
+
+# ---- namespace tools on the main thread ---------------------------------------------
+
+
+class _MainThreadTool(Tool):
+    """Runs the wrapped tool on the kernel's main thread during a blocking run.
+
+    The user namespace (DataFrames, plots, ``run_python``) is not thread-safe; in a
+    blocking cell the main thread is parked in our pump, so the call is posted there.
+    Outside a blocking run the tool simply runs where the loop runs.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name  # type: ignore[misc]
+        self.description = inner.description  # type: ignore[misc]
+        self.input_schema = inner.input_schema  # type: ignore[misc]
+        self.concurrent = getattr(inner, "concurrent", True)  # type: ignore[misc]
+        self.max_result_chars = getattr(inner, "max_result_chars", None)  # type: ignore[misc]
+
+    async def execute(self, input: dict[str, Any], context: Any) -> Any:
+        post = _MAIN_POST.get()
+        if post is None or threading.current_thread() is threading.main_thread():
+            return await _maybe_await(self.inner.execute(input, context))
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def job() -> None:
+            if not done.set_running_or_notify_cancel():
+                return  # the run was cancelled before the pump got here
+            try:
+                done.set_result(_run_here(self.inner.execute, input, context))
+            except KeyboardInterrupt:
+                done.set_exception(asyncio.CancelledError())
+                raise  # the pump turns it into a cancel of the whole run
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        post(job)
+        return await asyncio.wrap_future(done)
+
+    def __repr__(self) -> str:
+        return f"<tool {self.name} (main thread)>"
+
+
+def on_main_thread(tool: Any) -> Any:
+    """Wrap a namespace-touching tool so blocking runs execute it on the main thread."""
+    return tool if isinstance(tool, _MainThreadTool) else _MainThreadTool(tool)
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if isinstance(value, Awaitable) else value
+
+
+def _run_here(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn`` on this (main) thread; an async result is driven by a throwaway loop.
+
+    The kernel's own loop is parked in our pump, so it is hidden for the duration.
+    """
+    out = fn(*args)
+    if not isinstance(out, Awaitable):
+        return out
+    outer = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(_maybe_await(out))
+    try:
+        return loop.run_until_complete(task)
+    except BaseException:  # interrupted inside the tool: let it unwind before closing
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(task)
+        raise
+    finally:
+        loop.close()
+        asyncio._set_running_loop(outer)
+
+
+# ---- blocking runs --------------------------------------------------------------------
+
+
+def run_blocking(factory: RunFactory, view: View,
+                 cancel: Callable[[], bool] | None = None) -> Result:
+    """Run ``factory(on_event)`` on the loop thread while this thread draws ``view``.
+
+    On ``KeyboardInterrupt`` (the kernel's ■) the run is cancelled (``cancel()``, e.g.
+    ``Session.cancel_request``, else by cancelling its task), given
+    ``_sync.CANCEL_GRACE_S`` to repair its history, drawn as interrupted, and the interrupt
+    is re-raised so "Run All" stops.
+    """
+    if _sync.loop_thread_running():
+        raise RuntimeError("a blocking %%alloy run cannot start from alloy_nb's loop thread")
+    inbox: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
+    finished = threading.Event()
+    feed = view.transcript.feed
+
+    def on_event(event: Any) -> None:  # called on the loop thread
+        inbox.put(lambda: feed(event))
+
+    async def main() -> Result:
+        _MAIN_POST.set(inbox.put)
+        try:
+            return await factory(on_event)
+        finally:
+            finished.set()
+
+    future = asyncio.run_coroutine_threadsafe(main(), _loop_thread())
+    last_flush = 0.0
+    try:
+        while not finished.is_set():
+            last_flush = _pump(inbox, view, last_flush)
+    except KeyboardInterrupt as interrupt:
+        if cancel is None or not _safe(cancel):
+            future.cancel()
+        deadline = time.monotonic() + _sync.CANCEL_GRACE_S
+        with contextlib.suppress(KeyboardInterrupt):  # a second ■ stops the wait, not us
+            while not finished.is_set() and time.monotonic() < deadline:
+                last_flush = _pump(inbox, view, last_flush)
+        _drain(inbox)
+        outcome: BaseException = interrupt
+        if future.done() and not future.cancelled():
+            outcome = future.exception() or interrupt  # AgentError: the cancelled Result
+        conclude(view, outcome)
+        raise RunInterrupted() from None
+    _drain(inbox)
+    try:
+        result = future.result()
+    except BaseException as exc:
+        conclude(view, exc)
+        raise
+    conclude(view, result)
+    return result
+
+
+def conclude(view: View, outcome: Result | BaseException) -> None:
+    """Draw the end of a run: final status, usage, tool results, the static copy."""
+    t = view.transcript
+    if isinstance(outcome, Result):
+        t.finish(outcome)
+    elif isinstance(outcome, AgentError):
+        t.finish(outcome.result)
+    elif isinstance(outcome, KeyboardInterrupt | asyncio.CancelledError):
+        t.finish(status="cancelled")
+    else:
+        t.finish(status="error", error=f"{type(outcome).__name__}: {outcome}")
+    view.finalize()
+
+
+def _safe(fn: Callable[[], Any]) -> bool:
+    try:
+        return bool(fn())
+    except Exception:
+        log.exception("alloy_nb: cancelling the run failed")
+        return False
+
+
+def _pump(inbox: queue.SimpleQueue[Callable[[], Any]], view: View, last: float) -> float:
+    """Run posted callables for one poll period; flush the view when it is due."""
+    wait = max(0.0, min(_POLL_S, FLUSH_INTERVAL_S - (time.monotonic() - last)))
+    try:
+        _call(inbox.get(timeout=wait or 0.001))
+        _drain(inbox)  # and whatever else is ready, without blocking
+    except queue.Empty:
+        pass
+    now = time.monotonic()
+    if now - last >= FLUSH_INTERVAL_S:
+        _call(view.flush)
+        return now
+    return last
+
+
+def _drain(inbox: queue.SimpleQueue[Callable[[], Any]]) -> None:
+    while True:
+        try:
+            job = inbox.get_nowait()
+        except queue.Empty:
+            return
+        _call(job)
+
+
+def _call(job: Callable[[], Any]) -> None:
+    """Run a UI job; a drawing bug is logged, never allowed to abandon the run."""
+    try:
+        job()
+    except Exception:
+        log.exception("alloy_nb view update failed")
+
+
+# ---- background runs ------------------------------------------------------------------
+
+
+class BackgroundRun:
+    """Handle of a ``--background`` run: ``await handle`` gives the Result; ``cancel()``.
+
+    In a kernel the run is a task on the kernel's loop; it advances between cells and
+    during ``await``s. ``result()`` never blocks on it from a cell (that would deadlock).
+    """
+
+    def __init__(self, name: str, view: View,
+                 cancel: Callable[[], bool] | None = None) -> None:
+        self.name = name
+        self.view = view
+        self.stop_requested = False
+        self._cancel = cancel
+        self._future: asyncio.Future[Result] | concurrent.futures.Future[Result] | None = None
+        self._kernel_loop = False
+
+    # -- control ----------------------------------------------------------------------
+
+    def cancel(self) -> bool:
+        """Stop the run (what the Stop button does); the partial answer is kept."""
+        if self._future is None or self._future.done():
+            return False
+        self.stop_requested = True
+        if self._cancel is not None and _safe(self._cancel):
+            return True
+        return self._future.cancel()
+
+    def done(self) -> bool:
+        return self._future is not None and self._future.done()
+
+    @property
+    def status(self) -> str:
+        if not self.done():
+            return "running"
+        return self.view.transcript.status
+
+    def add_done_callback(self, fn: Callable[[BackgroundRun], Any]) -> None:
+        assert self._future is not None
+        self._future.add_done_callback(lambda _f: fn(self))
+
+    def result(self, timeout: float | None = None) -> Result:
+        """The Result; in a kernel only once done (use ``await handle`` to wait)."""
+        assert self._future is not None
+        if isinstance(self._future, concurrent.futures.Future):
+            return self._future.result(timeout)
+        if not self._future.done():
+            raise RunNotFinished(
+                f"background run {self.name!r} is still running; wait with `await handle` "
+                "(a blocking wait here would freeze the kernel that runs it)"
+            )
+        return self._future.result()
+
+    async def wait(self, shield: bool = False) -> Result:
+        """Wait for the Result; ■ during the wait stops the run unless ``shield=True``."""
+        assert self._future is not None
+        fut = self._future
+        if isinstance(fut, concurrent.futures.Future):
+            fut = asyncio.wrap_future(fut)
+        try:
+            return await (asyncio.shield(fut) if shield else fut)
+        finally:
+            if fut.done():
+                _resend(self.view)  # under the awaiting cell: nbclient records it there
+
+    def __await__(self) -> Any:
+        return self.wait().__await__()
+
+    def __repr__(self) -> str:
+        hint = " (`await` it for the Result)" if not self.done() else ""
+        return f"<alloy background run {self.name!r}: {self.status}{hint}>"
+
+
+def _resend(view: View) -> None:
+    resend = getattr(view, "resend", None)
+    if resend is not None:
+        try:
+            resend()
+        except Exception:
+            log.exception("alloy_nb could not re-send the view")
+
+
+def start_background(factory: RunFactory, view: View, name: str, *,
+                     cancel: Callable[[], bool] | None = None,
+                     on_done: Callable[[BackgroundRun], Any] | None = None) -> BackgroundRun:
+    """Start ``factory(on_event)`` without blocking; returns its ``BackgroundRun``.
+
+    With a running loop on this thread (a kernel) the run is a task there and the view is
+    updated directly, throttled by a timer. Without one (terminal IPython) it runs on the
+    loop thread and the view is updated from there under a lock (text only).
+    """
+    handle = BackgroundRun(name, view, cancel)
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    draw = _Drawer(view, loop)
+
+    async def main() -> Result:
+        try:
+            result = await factory(draw.event)
+        except asyncio.CancelledError as exc:
+            draw.conclude(exc)
+            if not handle.stop_requested:
+                raise
+            return view.transcript.result or Result(
+                text=view.transcript.text, status="cancelled", error="stopped",
+                usage=view.transcript.usage, turns=view.transcript.turns,
+            )
+        except AgentError as exc:
+            draw.conclude(exc)
+            if handle.stop_requested and exc.result.status == "cancelled":
+                return exc.result  # Stop is not a failure: `await handle` gets the Result
+            raise
+        except BaseException as exc:
+            draw.conclude(exc)
+            raise
+        draw.conclude(result)
+        return result
+
+    if loop is not None:
+        handle._future = loop.create_task(main(), name=f"alloy:{name}")
+        handle._kernel_loop = True
+    else:
+        handle._future = asyncio.run_coroutine_threadsafe(main(), _loop_thread())
+    handle._future.add_done_callback(_retrieve)
+    if on_done is not None:
+        handle.add_done_callback(on_done)
+    return handle
+
+
+def _retrieve(fut: Any) -> None:
+    """Mark the outcome as seen: it is shown in the view and re-raised by ``await``."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+class _Drawer:
+    """Feeds events to a view on its own thread and flushes at most every interval."""
+
+    def __init__(self, view: View, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.view = view
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.scheduled = False
+        self.last = 0.0
+
+    def event(self, event: Any) -> None:
+        if self.loop is not None and not _on_loop(self.loop):
+            self.loop.call_soon_threadsafe(self.event, event)
+            return
+        with self.lock:
+            self.view.transcript.feed(event)
+            if self.loop is None:
+                if time.monotonic() - self.last >= FLUSH_INTERVAL_S:
+                    self.flush()
+            elif not self.scheduled:
+                self.scheduled = True
+                delay = max(0.0, FLUSH_INTERVAL_S - (time.monotonic() - self.last))
+                self.loop.call_later(delay, self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        self.last = time.monotonic()
+        self.view.flush()
+
+    def conclude(self, outcome: Result | BaseException) -> None:
+        with self.lock:
+            conclude(self.view, outcome)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

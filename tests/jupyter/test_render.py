@@ -1,0 +1,146 @@
+"""The transcript (events → blocks), the Markdown converter and prompt interpolation."""
+
+from __future__ import annotations
+
+import pytest
+
+from alloy_nb.events import Emitter
+from alloy_nb.jupyter._markdown import close_open_fence, markdown_to_html
+from alloy_nb.jupyter._prompt import PromptError, interpolate
+from alloy_nb.jupyter.render import FREEZE_CHARS, Transcript
+from alloy_nb.messages import Message, ToolResultBlock, ToolUseBlock
+from alloy_nb.result import Result
+from alloy_nb.usage import Usage
+
+
+def _feed(t: Transcript, *events: tuple[str, object]) -> None:
+    em = Emitter()
+    for name, payload in events:
+        t.feed(em.emit(name, payload, turn=1))
+
+
+# ---- markdown ----------------------------------------------------------------------
+
+
+def test_markdown_escapes_html_and_unsafe_links() -> None:
+    out = markdown_to_html("<script>x</script> [a](javascript:alert(1)) [b](https://ok.org)")
+    assert "<script>" not in out and "&lt;script&gt;" in out
+    assert 'href="javascript' not in out
+    assert '<a href="https://ok.org"' in out
+
+
+def test_markdown_subset() -> None:
+    out = markdown_to_html(
+        "# T\n**b** *i* `c<d>` my_var_name\n\n- a\n  - b\n1. one\n\n| x | y |\n|---|---|\n| 1 | 2 |"
+        "\n\n> q\n\n```py\nx = {1: 2}\n```"
+    )
+    for piece in ("<h1>T</h1>", "<strong>b</strong>", "<em>i</em>", "<code>c&lt;d&gt;</code>",
+                  "my_var_name", "<ul><li>a</li><ul><li>b</li></ul></ul><ol><li>one</li></ol>",
+                  "<th>x</th>", "<td>2</td>", "<blockquote>", 'class="language-py"',
+                  "x = {1: 2}"):
+        assert piece in out, piece
+
+
+def test_open_fence_is_closed_for_display() -> None:
+    assert close_open_fence("a\n```py\nx = 1").endswith("\n```")
+    assert close_open_fence("```\nx\n```") == "```\nx\n```"
+    assert "<pre><code" in markdown_to_html("text\n```\nhalf streamed code")
+
+
+# ---- transcript --------------------------------------------------------------------
+
+
+def test_text_is_frozen_at_paragraph_breaks_losslessly() -> None:
+    t = Transcript()
+    pieces = [f"para {i} " * 20 + "\n\n" for i in range(40)]
+    _feed(t, *[("text_delta", p) for p in pieces])
+    texts = [b for b in t.blocks if b.kind == "text"]
+    assert len(texts) > 3
+    assert all(b.frozen for b in texts[:-1]) and not texts[-1].frozen
+    assert all(len(b.text) <= FREEZE_CHARS + 400 for b in texts)
+    assert "".join(b.text for b in texts) == "".join(pieces)
+    assert t.text == "".join(pieces).strip()
+
+
+def test_no_split_inside_a_code_fence() -> None:
+    t = Transcript()
+    code = "```python\n" + "\n\n".join(f"x{i} = {i}" for i in range(400)) + "\n```\n"
+    _feed(t, *[("text_delta", code[i : i + 7]) for i in range(0, len(code), 7)])
+    assert len([b for b in t.blocks if b.kind == "text"]) == 1
+
+
+def test_tool_cards_thinking_usage_and_footer() -> None:
+    t = Transcript()
+    _feed(
+        t,
+        ("turn_start", {"model": "m-1"}),
+        ("thinking_delta", "hmm"),
+        ("text_delta", "Let me look."),
+        ("tool_start", {"id": "t1", "name": "read", "input": {"path": "a"}}),
+        ("tool_end", {"id": "t1", "name": "read", "input": {"path": "a"}, "duration_ms": 5,
+                      "error": None, "result": "contents"}),
+        ("usage", {"usage": {"input_tokens": 10, "output_tokens": 5},
+                   "total": {"input_tokens": 10, "output_tokens": 5}}),
+    )
+    kinds = [b.kind for b in t.blocks]
+    assert kinds == ["thinking", "text", "tool"]
+    tool = t.blocks[2]
+    assert tool.tool_status == "ok" and tool.result == "contents"
+    assert "read ✓ · 5 ms" in tool.tool_title()
+    assert "contents" in tool.tool_html() and "&quot;path&quot;" in tool.tool_html()
+    assert t.footer().startswith("m-1 · turns 1 · 10 in / 5 out tokens")
+    t.finish(Result(text="x", status="completed", turns=1,
+                    usage=Usage(input_tokens=10, output_tokens=5)))
+    assert "✓ completed" in t.footer()
+    md = t.to_markdown()
+    assert "Let me look." in md and "> 🔧 read ✓" in md and "hmm" not in md
+
+
+def test_interrupted_run_keeps_partial_text_and_says_so() -> None:
+    t = Transcript()
+    _feed(t, ("text_delta", "partial ans"),
+          ("done", {"status": "cancelled", "turns": 1, "usage": {"input_tokens": 3}}))
+    t.finish(status="cancelled")
+    assert t.text == "partial ans"
+    assert t.usage.input_tokens == 3
+    assert "⏹ interrupted" in t.footer()
+    assert any(b.kind == "notice" and "interrupted" in b.text for b in t.blocks)
+
+
+def test_finish_fills_tool_results_and_non_streamed_text() -> None:
+    t = Transcript()
+    _feed(t, ("tool_start", {"id": "a", "name": "bash", "input": {"command": "ls"}}),
+          ("tool_end", {"id": "a", "name": "bash", "duration_ms": 1, "error": None}))
+    messages = [Message(role="assistant", content=[ToolUseBlock(id="a", name="bash")]),
+                Message(role="user", content=[ToolResultBlock(tool_use_id="a", content="f.txt")])]
+    t.finish(Result(text="done", messages=messages, status="completed", turns=2))
+    assert t.blocks[0].result == "f.txt"
+    assert t.text == "done"
+
+
+def test_error_event_is_shown() -> None:
+    t = Transcript()
+    _feed(t, ("error", {"error": "HTTP 401: bad key", "type": "AuthenticationError"}))
+    t.finish(status="error")
+    assert "401" in t.to_markdown() and "✗ error" in t.footer()
+
+
+# ---- prompt interpolation ------------------------------------------------------------
+
+
+def test_interpolation_rules() -> None:
+    ns = {"x": 5, "d": {"k": [1, 2]}, "s": "hi"}
+    out = interpolate('a {x} {{x}} {"j": 1} {d[\'k\'][1]} {n*2}\n```\nf"{zz}"\n```\n{s}', ns)
+    assert out == 'a 5 {x} {"j": 1} 2 {n*2}\n```\nf"{zz}"\n```\nhi'
+
+
+def test_missing_variable_is_named() -> None:
+    with pytest.raises(PromptError, match="no variable named 'nope'"):
+        interpolate("look at {nope}", {})
+    with pytest.raises(PromptError, match=r"d\.missing failed"):
+        interpolate("{d.missing}", {"d": {}})
+
+
+def test_big_values_are_capped() -> None:
+    out = interpolate("{big}", {"big": "x" * 50_000})
+    assert len(out) < 5000 and "more characters not shown" in out

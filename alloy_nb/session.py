@@ -299,6 +299,13 @@ class Session(SessionRunner):
             self._check_idle("switch the model")
             self._config = self._config.with_provider(provider)
 
+    def configure(self, **options: Any) -> None:
+        """Change loop options between requests (``tools``, ``system_prompt``, ``max_turns``,
+        ``provider`` …); validated like the constructor, and history and usage stay."""
+        with self._lock:
+            self._check_idle("reconfigure the session")
+            self._config = self._config.replace(**options)
+
     def reset(self) -> None:
         """Forget the history (and the queue); ``usage``, ``id`` and ``history`` stay."""
         with self._lock:

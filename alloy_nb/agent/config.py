@@ -92,6 +92,17 @@ class AgentConfig(BaseModel):
             update["max_tokens"] = _context_window(resolved, self.model_metadata_overrides)
         return self.model_copy(update=update)
 
+    def replace(self, **options: Any) -> AgentConfig:
+        """A copy with some options changed, validated exactly as ``from_options`` does."""
+        if "provider" in options:
+            return self.replace(
+                **{k: v for k, v in options.items() if k != "provider"}
+            ).with_provider(options["provider"])
+        current = {n: getattr(self, n) for n in OPTION_NAMES}
+        if not self.max_tokens_explicit and "max_tokens" not in options:
+            current.pop("max_tokens")
+        return type(self).from_options(**{**current, **options})
+
     @property
     def tool_definitions(self) -> list[ToolDefinition]:
         """What the provider is told about the tools, in order (cached per tools list)."""

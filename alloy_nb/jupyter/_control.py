@@ -393,17 +393,8 @@ def _require_idle(session: Any, name: str, what: str) -> None:
 
 
 def _reconfigure(session: Any, **update: Any) -> None:
-    """Change options of a session (tools, max_turns, system prompt) between runs.
-
-    Uses ``Session.configure`` when the core offers it. Until then it swaps the session's
-    private ``_config`` for an updated copy of the public ``config`` (an immutable pydantic
-    model), the only reach into a core object in this package; callers ensure it is idle.
-    """
-    configure = getattr(session, "configure", None)
-    if configure is not None:
-        configure(**update)
-        return
-    session._config = session.config.model_copy(update=update)
+    """Change options of a session (tools, max_turns, system prompt) between runs."""
+    session.configure(**update)
 
 
 @contextmanager

@@ -72,7 +72,7 @@ RunFactory = Callable[[Callable[[Any], None]], Coroutine[Any, Any, Result]]
 
 
 def _loop_thread() -> asyncio.AbstractEventLoop:
-    return _sync._background_loop()
+    return _sync.background_loop()
 
 
 # ---- namespace tools on the main thread ---------------------------------------------

@@ -189,7 +189,12 @@ def _arguments_for(tool: ToolDefinition, prompt: str) -> dict[str, Any]:
     numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", prompt)]
     quoted = re.findall(r"[\"'`]([^\"'`]+)[\"'`]", prompt)
     required = tool.input_schema.get("required")
-    wanted = props if required is None else {k: v for k, v in props.items() if k in required}
+    low = prompt.lower()
+    wanted = {  # optional ones only when the prompt names them ("unit 'kg'")
+        k: v
+        for k, v in props.items()
+        if required is None or k in required or re.search(rf"\b{re.escape(k.lower())}\b", low)
+    }
     return {key: _sample(key, schema, numbers, quoted, prompt) for key, schema in wanted.items()}
 
 

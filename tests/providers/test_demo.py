@@ -112,3 +112,15 @@ def test_only_a_listing_is_followed_by_an_inspection() -> None:
         context={"namespace": {"x": 1}},
     )
     assert [c.name for c in result.tool_calls] == ["inspect_variable"]
+
+
+def test_optional_arguments_named_in_the_prompt_are_filled() -> None:
+    @tool
+    def convert(grams: float, unit: str = "kg") -> str:
+        """Convert grams."""
+        return f"{grams} {unit}"
+
+    result = alloy.run(
+        'Use convert on 5200 grams, unit "stone".', provider=Demo(delay_s=0), tools=[convert]
+    )
+    assert result.tool_calls[0].input == {"grams": 5200.0, "unit": "stone"}

@@ -100,6 +100,8 @@ _ENTRIES: tuple[tuple[ModelInfo, tuple[Suffix, ...]], ...] = (
     _m("gpt-4o-mini", 128_000, _OPENAI, 0.15, 0.60, 0.075, 0.15),
     _m("o3", 200_000, _OPENAI, 2.0, 8.0, 0.50, 2.0),
     _m("o4-mini", 200_000, _OPENAI, 1.10, 4.40, 0.275, 1.10),
+    # the offline demo provider runs locally: it costs nothing, and says so
+    _m("demo", 200_000, _EXACT, 0.0, 0.0, 0.0, 0.0),
     # DeepSeek (V3.2 prices: cache-miss input, output, cache-hit input)
     _m("deepseek-chat", 128_000, _EXACT, 0.28, 0.42, 0.028, 0.28),
     _m("deepseek-reasoner", 128_000, _EXACT, 0.28, 0.42, 0.028, 0.28),

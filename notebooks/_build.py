@@ -810,9 +810,9 @@ def sessions() -> list[NotebookNode]:
 
             Every result and session carries token counts. `session.usage` is the running
             total (a result from a session carries it too) and `result.run_usage` one
-            request's share. The cost is estimated from known model prices; the demo
-            provider is not priced, and says so rather than showing $0. `%alloy usage`
-            lists the runs of `%%alloy` cells.
+            request's share. The cost is estimated from known model prices (a model with no
+            known price says "unpriced" rather than pretending); the offline demo runs
+            locally and costs $0. `%alloy usage` lists the runs of `%%alloy` cells.
             """
         ),
         code(

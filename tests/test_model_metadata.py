@@ -161,3 +161,13 @@ def test_invalid_overrides_are_ignored():
 def test_override_wins_over_catalog():
     overrides = {"claude-sonnet-4-6": 1_000_000}
     assert context_window("claude-sonnet-4-6-20260101", overrides) == 1_000_000
+
+
+def test_offline_demo_costs_nothing_and_says_so() -> None:
+    from alloy_nb.model_metadata import lookup
+    from alloy_nb.usage import Usage
+
+    info = lookup("demo")
+    assert info is not None and info.input_price == 0.0 and info.output_price == 0.0
+    usage = Usage(input_tokens=100, output_tokens=50).with_cost(info.input_price, info.output_price)
+    assert usage.priced and usage.cost_label == "$0.0000"

@@ -4,6 +4,7 @@ Importable without pytest or PyYAML (notebooks use it too), and independent of
 `alloy_nb.providers`: it is a second reading of the wire protocols, not a reuse of the first.
 """
 
+from alloy_nb.testing.env import API_KEY_ENV_VARS, without_api_keys
 from alloy_nb.testing.fixtures import (
     FIXTURES_DIR,
     RecordedExchange,
@@ -14,6 +15,7 @@ from alloy_nb.testing.server import FakeProviderServer, RecordedRequest
 from alloy_nb.testing.wire import Entry, Replies, Reply, ToolCall, Usage, reply
 
 __all__ = [
+    "API_KEY_ENV_VARS",
     "FIXTURES_DIR",
     "Entry",
     "FakeProviderServer",
@@ -26,4 +28,5 @@ __all__ = [
     "iter_fixtures",
     "load_fixture",
     "reply",
+    "without_api_keys",
 ]

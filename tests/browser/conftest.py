@@ -43,6 +43,8 @@ from urllib.parse import quote
 
 import pytest
 
+from alloy_nb.testing.env import without_api_keys
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_PATH = os.environ.get("ALLOY_NB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -58,18 +60,6 @@ CHROMIUM_ARGS = [
 SERVER_START_TIMEOUT = 60.0
 OUTPUT_SELECTOR = ".jp-OutputArea-output"
 NOTEBOOK_SELECTOR = ".jp-NotebookPanel:visible"
-_API_KEY_VARS = (
-    "ANTHROPIC_API_KEY",
-    "OPENAI_API_KEY",
-    "OPENROUTER_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "XAI_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "MISTRAL_API_KEY",
-    "GROQ_API_KEY",
-    "TOGETHER_API_KEY",
-)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -174,7 +164,7 @@ def jupyter_lab(
         d.mkdir()
     _write_user_settings(dirs["settings"])
 
-    env = {k: v for k, v in os.environ.items() if k not in _API_KEY_VARS}
+    env = without_api_keys(os.environ)
     env.update(
         JUPYTER_CONFIG_DIR=str(dirs["config"]),
         # Only the *user* data dir moves; {sys.prefix}/share/jupyter (ipywidgets'

@@ -27,6 +27,8 @@ from typing import Any
 import nbformat
 import pytest
 
+from alloy_nb.testing.env import without_api_keys
+
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 NOTEBOOK_NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
@@ -39,18 +41,6 @@ KEY_PATTERNS = [
     re.compile(r"gsk_[A-Za-z0-9]{20,}"),  # Groq
     re.compile(r"xai-[A-Za-z0-9]{20,}"),  # xAI
 ]
-KEY_VARS = (
-    "ANTHROPIC_API_KEY",
-    "OPENAI_API_KEY",
-    "OPENROUTER_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "XAI_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "MISTRAL_API_KEY",
-    "GROQ_API_KEY",
-    "TOGETHER_API_KEY",
-)
 DEMO_NOTE = "offline demo reply"
 
 
@@ -136,7 +126,7 @@ def _model_refs(value: Any) -> Iterator[str]:
 
 def _kernel_env() -> dict[str, str]:
     """This environment minus API keys: the notebooks must pick the offline provider."""
-    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
+    env = without_api_keys(os.environ)
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # quiets the debugger warning on stderr
     return env
 

@@ -1,5 +1,6 @@
 """HTTP plumbing shared by the providers: one httpx client per event loop, API keys and auth
-headers, and the translation of HTTP statuses and httpx exceptions into ``errors.py``.
+headers, the translation of HTTP statuses and httpx exceptions into ``errors.py``, and
+``HTTPProvider``, the request template (post or stream, then parse) they all follow.
 
 The only module that builds clients or puts a key into a header. What request and response
 bodies mean is each provider module's business; SSE framing lives in ``_sse.py``.
@@ -14,13 +15,14 @@ import os
 import re
 import ssl
 import weakref
+from abc import abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -38,18 +40,23 @@ from alloy_nb.errors import (
     StreamError,
 )
 from alloy_nb.providers._sse import SSEDecoder, SSEEvent
+from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
 
 __all__ = [
     "ApiKey",
     "Call",
     "EventStream",
+    "HTTPProvider",
     "ProviderConfigError",
     "auth_headers",
+    "check_max_output_tokens",
     "error_from_payload",
     "open_stream",
     "post_json",
     "retry_after",
     "status_error",
+    "tool_arguments",
+    "unexpected_reply",
 ]
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -326,6 +333,83 @@ async def open_stream(
         raise _map_exception(call, exc) from None
 
 
+# --------------------------------------------------------------------------- providers
+
+
+def check_max_output_tokens(value: Any) -> None:
+    """A ConfigError at construction unless ``value`` is a positive integer."""
+    if not isinstance(value, int) or value < 1:
+        raise ConfigError(f"max_output_tokens must be a positive integer, got {value!r}")
+
+
+class Accumulator(Protocol):
+    """Rebuilds one streamed reply from its events, handing deltas on as they arrive."""
+
+    def feed(self, event: SSEEvent) -> None: ...
+
+    def result(self) -> Completion: ...
+
+
+class HTTPProvider(Provider):
+    """What every HTTP provider does the same way: ``complete`` posts the body and parses
+    the JSON reply; ``stream`` feeds the SSE events to an accumulator, or parses the reply
+    as a whole when the server answered with plain JSON.
+
+    Subclasses pass their endpoint, key and extra headers to ``__init__`` and supply the
+    translation: ``build_body``, ``_parse`` and ``_accumulator``.
+    """
+
+    supports_streaming = True
+    auth_scheme: ClassVar[str] = "bearer"
+    """How the key is sent: ``"x-api-key"`` or ``"bearer"`` (see ``auth_headers``)."""
+    base_headers: ClassVar[Mapping[str, str]] = {"content-type": "application/json"}
+    """Sent first; the caller's headers may override them, the auth header comes last."""
+
+    def __init__(
+        self, model: str, base_url: str, path: str, key: ApiKey, headers: Mapping[str, str]
+    ) -> None:
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        if self.base_url.endswith("/v1") and path.startswith("/v1/"):
+            path = path[3:]  # base URLs (OPENAI_BASE_URL above all) often end in /v1 already
+        self._url = self.base_url + (path if path.startswith("/") else "/" + path)
+        self._key = key
+        self._headers = dict(headers)
+
+    def _call(self) -> Call:
+        key = self._key.get(self.name)
+        headers = {**self.base_headers, **self._headers, **auth_headers(self.auth_scheme, key)}
+        return Call(self.name, self.model, self._url, headers, key)
+
+    @abstractmethod
+    def build_body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:
+        """The request body for ``request`` (shared by complete and stream)."""
+
+    @abstractmethod
+    def _parse(self, call: Call, data: Any, request_id: str | None) -> Completion:
+        """A whole (non-streamed) JSON reply as a Completion."""
+
+    @abstractmethod
+    def _accumulator(self, events: EventStream, on_delta: OnDelta) -> Accumulator:
+        """A fresh accumulator for one streamed reply."""
+
+    async def complete(self, request: ProviderRequest) -> Completion:
+        call = self._call()
+        data, rid = await post_json(call, self.build_body(request, stream=False), request.timeout_s)
+        return self._parse(call, data, rid)
+
+    async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
+        call = self._call()
+        body = self.build_body(request, stream=True)
+        async with open_stream(call, body, request.timeout_s) as events:
+            if not events.is_sse:
+                return self._parse(call, await events.json(), events.request_id)
+            acc = self._accumulator(events, on_delta)
+            async for event in events:
+                acc.feed(event)
+            return acc.result()
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -456,6 +540,36 @@ def error_from_payload(
     )
     return StreamError(
         call.scrub(f"error {where}: {detail}"), retryable=transient, **_who(call, request_id)
+    )
+
+
+def unexpected_reply(call: Call, api: str, data: Any, request_id: str | None) -> StreamError:
+    """A 200 reply whose body is not the ``api``'s reply object (nor an error object)."""
+    return StreamError(
+        call.scrub(f"unexpected {api} reply: {str(data)[:300]!r}"), **_who(call, request_id)
+    )
+
+
+def tool_arguments(
+    call: Call, name: Any, raw: Any, request_id: str | None, *, lenient: bool
+) -> dict[str, Any]:
+    """A tool call's arguments (the object itself or its JSON text) as a dict. Anything else
+    is a retryable StreamError, or ``{}`` when ``lenient`` (the reply was cut off mid-arguments,
+    so the call never runs). What an empty value means is each protocol's business."""
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        value = None
+    if isinstance(value, dict):
+        return value
+    if lenient:
+        return {}
+    raise StreamError(
+        f"model sent invalid JSON arguments for tool {name!r}",
+        retryable=True,
+        **_who(call, request_id),
     )
 
 

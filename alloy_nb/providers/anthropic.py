@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from alloy_nb.errors import ConfigError, ProviderError, StreamError
+from alloy_nb.errors import ConfigError, ProviderError
 from alloy_nb.messages import (
     Block,
     ImageBlock,
@@ -24,7 +24,7 @@ from alloy_nb.messages import (
 )
 from alloy_nb.providers import _http
 from alloy_nb.providers._sse import SSEEvent
-from alloy_nb.providers.base import Completion, DeltaKind, OnDelta, Provider, ProviderRequest
+from alloy_nb.providers.base import Completion, DeltaKind, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
 
 __all__ = ["Anthropic"]
@@ -45,7 +45,7 @@ _USAGE_KEYS = (
 )
 
 
-class Anthropic(Provider):
+class Anthropic(_http.HTTPProvider):
     """Claude through the Messages API.
 
     ``thinking={"type": "enabled", "budget_tokens": N}`` turns on extended thinking (its
@@ -54,7 +54,11 @@ class Anthropic(Provider):
     """
 
     name = "anthropic"
-    supports_streaming = True
+    auth_scheme = "x-api-key"
+    base_headers: ClassVar[Mapping[str, str]] = {
+        "anthropic-version": API_VERSION,
+        "content-type": "application/json",
+    }
 
     def __init__(
         self,
@@ -66,34 +70,18 @@ class Anthropic(Provider):
         code_execution: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if not isinstance(max_output_tokens, int) or max_output_tokens < 1:
-            raise ConfigError(
-                f"max_output_tokens must be a positive integer, got {max_output_tokens!r}"
-            )
-        self.model = model
-        self.base_url = base_url.rstrip("/")
+        _http.check_max_output_tokens(max_output_tokens)
         self.max_output_tokens = max_output_tokens
         self.thinking = _check_thinking(thinking, max_output_tokens)
         self.code_execution = bool(code_execution)
-        self._headers = _merge_headers(headers or {}, self.code_execution)
-        self._key = _http.ApiKey(api_key, ("ANTHROPIC_API_KEY",))
-        path = "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
-        self._url = self.base_url + path
+        key = _http.ApiKey(api_key, ("ANTHROPIC_API_KEY",))
+        extra = _merge_headers(headers or {}, self.code_execution)
+        super().__init__(model, base_url, "/v1/messages", key, extra)
 
     def __repr__(self) -> str:
         return f"Anthropic(model={self.model!r}, base_url={self.base_url!r})"
 
     # ----------------------------------------------------------------- requests
-
-    def _call(self) -> _http.Call:
-        key = self._key.get(self.name)
-        headers = {
-            "anthropic-version": API_VERSION,
-            "content-type": "application/json",
-            **self._headers,
-            **_http.auth_headers("x-api-key", key),
-        }
-        return _http.Call(self.name, self.model, self._url, headers, key)
 
     def build_body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:
         """The Messages request body for ``request`` (shared by complete and stream)."""
@@ -118,23 +106,11 @@ class Anthropic(Provider):
             body["stream"] = True
         return body
 
-    async def complete(self, request: ProviderRequest) -> Completion:
-        call = self._call()
-        data, rid = await _http.post_json(
-            call, self.build_body(request, stream=False), request.timeout_s
-        )
-        return _completion(call, data, rid)
+    def _parse(self, call: _http.Call, data: Any, request_id: str | None) -> Completion:
+        return _completion(call, data, request_id)
 
-    async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
-        call = self._call()
-        body = self.build_body(request, stream=True)
-        async with _http.open_stream(call, body, request.timeout_s) as events:
-            if not events.is_sse:
-                return _completion(call, await events.json(), events.request_id)
-            acc = _Accumulator(events, on_delta)
-            async for event in events:
-                acc.feed(event)
-            return _completion(call, acc.result(), events.request_id)
+    def _accumulator(self, events: _http.EventStream, on_delta: OnDelta) -> _Accumulator:
+        return _Accumulator(events, on_delta)
 
 
 # --------------------------------------------------------------------- config helpers
@@ -236,12 +212,7 @@ def _completion(call: _http.Call, data: Any, request_id: str | None) -> Completi
     if not isinstance(data, dict) or data.get("type") == "error" or "content" not in data:
         if isinstance(data, dict) and "error" in data:
             raise _http.error_from_payload(call, data, request_id, where="in response")
-        raise StreamError(
-            call.scrub(f"unexpected Messages reply: {str(data)[:300]!r}"),
-            provider=call.provider,
-            model=call.model,
-            request_id=request_id,
-        )
+        raise _http.unexpected_reply(call, "Messages", data, request_id)
     blocks = [b for b in (_block(call, raw) for raw in data["content"] or ()) if b is not None]
     raw_stop = data.get("stop_reason")
     has_tools = any(isinstance(b, ToolUseBlock) for b in blocks)
@@ -347,7 +318,7 @@ class _Accumulator:
             )
         return None
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> Completion:
         if self.message is None or not (self.done or self.stop_reason):
             raise self.events.truncated("message_stop")
         content = []
@@ -362,28 +333,21 @@ class _Accumulator:
                 block["input"] = self._tool_input(block, "".join(parts))
             # a tool block that never stopped (max_tokens cut it) keeps its empty start input
             content.append(block)
-        return {
+        message = {
             **self.message,
             "content": content,
             "stop_reason": self.stop_reason,
             "usage": self.usage,
         }
+        return _completion(self.events.call, message, self.events.request_id)
 
     def _tool_input(self, block: dict[str, Any], text: str) -> dict[str, Any]:
         if not text.strip():
             return block.get("input") or {}
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        if isinstance(value, dict):
-            return value
-        if self.stop_reason == "max_tokens":  # cut off mid-arguments: keep it un-runnable
-            return {}
-        raise StreamError(
-            f"model sent invalid JSON arguments for tool {block.get('name')!r}",
-            retryable=True,
-            provider=self.events.call.provider,
-            model=self.events.call.model,
-            request_id=self.events.request_id,
+        return _http.tool_arguments(
+            self.events.call,
+            block.get("name"),
+            text,
+            self.events.request_id,
+            lenient=self.stop_reason == "max_tokens",  # cut off mid-arguments: keep it un-runnable
         )

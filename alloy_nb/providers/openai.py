@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from alloy_nb.errors import ConfigError, ProviderError, StreamError
+from alloy_nb.errors import ConfigError, ProviderError
 from alloy_nb.messages import (
     Block,
     ImageBlock,
@@ -25,7 +25,7 @@ from alloy_nb.messages import (
 )
 from alloy_nb.providers import _http
 from alloy_nb.providers._sse import SSEEvent
-from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
+from alloy_nb.providers.base import Completion, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
 
 __all__ = ["OpenAI"]
@@ -39,7 +39,7 @@ _THINKING_DELTAS = {
 _TEXT_DELTAS = {"response.output_text.delta", "response.refusal.delta"}
 
 
-class OpenAI(Provider):
+class OpenAI(_http.HTTPProvider):
     """OpenAI models through the Responses API (also xAI's, via ``base_url``).
 
     Reasoning items are kept (as RawBlocks) and sent back with the next request, as the API
@@ -48,7 +48,6 @@ class OpenAI(Provider):
     """
 
     name = "openai"
-    supports_streaming = True
 
     def __init__(
         self,
@@ -60,37 +59,20 @@ class OpenAI(Provider):
         store: bool | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if max_output_tokens is not None and (
-            not isinstance(max_output_tokens, int) or max_output_tokens < 1
-        ):
-            raise ConfigError(
-                f"max_output_tokens must be a positive integer, got {max_output_tokens!r}"
-            )
+        if max_output_tokens is not None:
+            _http.check_max_output_tokens(max_output_tokens)
         if reasoning is not None and not isinstance(reasoning, Mapping):
             raise ConfigError(
                 f'reasoning must be a dict like {{"effort": "low"}}, got {reasoning!r}'
             )
-        self.model = model
-        self.base_url = base_url.rstrip("/")
         self.max_output_tokens = max_output_tokens
         self.reasoning = dict(reasoning) if reasoning is not None else None
         self.store = store
-        self._headers = dict(headers or {})
-        self._key = _http.ApiKey(api_key, ("OPENAI_API_KEY",))
-        path = "/responses" if self.base_url.endswith("/v1") else "/v1/responses"
-        self._url = self.base_url + path
+        key = _http.ApiKey(api_key, ("OPENAI_API_KEY",))
+        super().__init__(model, base_url, "/v1/responses", key, headers or {})
 
     def __repr__(self) -> str:
         return f"OpenAI(model={self.model!r}, base_url={self.base_url!r})"
-
-    def _call(self) -> _http.Call:
-        key = self._key.get(self.name)
-        headers = {
-            "content-type": "application/json",
-            **self._headers,
-            **_http.auth_headers("bearer", key),
-        }
-        return _http.Call(self.name, self.model, self._url, headers, key)
 
     def build_body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:
         """The Responses request body for ``request`` (shared by complete and stream)."""
@@ -122,23 +104,11 @@ class OpenAI(Provider):
             body["stream"] = True
         return body
 
-    async def complete(self, request: ProviderRequest) -> Completion:
-        call = self._call()
-        data, rid = await _http.post_json(
-            call, self.build_body(request, stream=False), request.timeout_s
-        )
-        return _completion(call, data, rid)
+    def _parse(self, call: _http.Call, data: Any, request_id: str | None) -> Completion:
+        return _completion(call, data, request_id)
 
-    async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
-        call = self._call()
-        body = self.build_body(request, stream=True)
-        async with _http.open_stream(call, body, request.timeout_s) as events:
-            if not events.is_sse:
-                return _completion(call, await events.json(), events.request_id)
-            acc = _Accumulator(events, on_delta)
-            async for event in events:
-                acc.feed(event)
-            return _completion(call, acc.result(), events.request_id)
+    def _accumulator(self, events: _http.EventStream, on_delta: OnDelta) -> _Accumulator:
+        return _Accumulator(events, on_delta)
 
 
 # --------------------------------------------------------------------- ours -> wire
@@ -205,12 +175,7 @@ def _completion(call: _http.Call, resp: Any, request_id: str | None) -> Completi
     if not isinstance(resp, dict) or "output" not in resp:
         if isinstance(resp, dict) and resp.get("error"):
             raise _http.error_from_payload(call, resp, request_id, where="in response")
-        raise StreamError(
-            call.scrub(f"unexpected Responses reply: {str(resp)[:300]!r}"),
-            provider=call.provider,
-            model=call.model,
-            request_id=request_id,
-        )
+        raise _http.unexpected_reply(call, "Responses", resp, request_id)
     status = resp.get("status")
     if status == "failed" or resp.get("error"):
         raise _http.error_from_payload(
@@ -271,23 +236,8 @@ def _arguments(
     raw = item.get("arguments")
     if raw is None or raw == "":
         return {}
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        value = None
-    if isinstance(value, dict):
-        return value
-    if lenient:  # an incomplete response may cut arguments off; that call never runs
-        return {}
-    raise StreamError(
-        f"model sent invalid JSON arguments for tool {item.get('name')!r}",
-        retryable=True,
-        provider=call.provider,
-        model=call.model,
-        request_id=request_id,
-    )
+    # an incomplete response may cut arguments off; that call never runs
+    return _http.tool_arguments(call, item.get("name"), raw, request_id, lenient=lenient)
 
 
 def _unsupported(call: _http.Call, what: str, request_id: str | None) -> ProviderError:
@@ -333,9 +283,10 @@ class _Accumulator:
         elif kind == "error":
             raise _http.error_from_payload(self.events.call, data, self.events.request_id)
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> Completion:
         if self.final is None:
             raise self.events.truncated("response.completed")
-        if not self.final.get("output") and self.items:
-            return {**self.final, "output": [self.items[i] for i in sorted(self.items)]}
-        return self.final
+        resp = self.final
+        if not resp.get("output") and self.items:
+            resp = {**resp, "output": [self.items[i] for i in sorted(self.items)]}
+        return _completion(self.events.call, resp, self.events.request_id)

@@ -31,7 +31,7 @@ from alloy_nb.messages import (
 )
 from alloy_nb.providers import _http
 from alloy_nb.providers._sse import SSEEvent
-from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
+from alloy_nb.providers.base import Completion, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
 
 __all__ = ["Compat", "OpenAICompat"]
@@ -117,7 +117,7 @@ _PRESETS: dict[str, tuple[str, str, tuple[str, ...], Compat]] = {
 PRESETS = tuple(_PRESETS)
 
 
-class OpenAICompat(Provider):
+class OpenAICompat(_http.HTTPProvider):
     """Any Chat Completions endpoint: ``base_url`` + ``chat_path``, quirks in ``compat``.
 
     A reply that carries tool calls is treated as tool use whatever its finish_reason
@@ -126,7 +126,6 @@ class OpenAICompat(Provider):
     """
 
     name = "openai-compat"
-    supports_streaming = True
 
     def __init__(
         self,
@@ -144,23 +143,14 @@ class OpenAICompat(Provider):
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
             raise ConfigError("OpenAICompat needs base_url= (or the OPENAI_BASE_URL variable)")
-        if max_output_tokens is not None and (
-            not isinstance(max_output_tokens, int) or max_output_tokens < 1
-        ):
-            raise ConfigError(
-                f"max_output_tokens must be a positive integer, got {max_output_tokens!r}"
-            )
+        if max_output_tokens is not None:
+            _http.check_max_output_tokens(max_output_tokens)
         envs = (api_key_env,) if isinstance(api_key_env, str) else tuple(api_key_env or ())
-        self.model = model
-        self.base_url = base_url.rstrip("/")
         self.chat_path = chat_path
         self.compat = compat or Compat()
         self.max_output_tokens = max_output_tokens
-        self._headers = dict(headers or {})
-        self._key = _http.ApiKey(api_key, envs, required=bool(envs))
-        if self.base_url.endswith("/v1") and chat_path.startswith("/v1/"):
-            chat_path = chat_path[3:]  # OPENAI_BASE_URL usually ends in /v1 already
-        self._url = self.base_url + (chat_path if chat_path.startswith("/") else "/" + chat_path)
+        key = _http.ApiKey(api_key, envs, required=bool(envs))
+        super().__init__(model, base_url, chat_path, key, headers or {})
 
     def __repr__(self) -> str:
         return f"OpenAICompat(model={self.model!r}, base_url={self.base_url!r})"
@@ -218,15 +208,6 @@ class OpenAICompat(Provider):
 
     # ----------------------------------------------------------------- requests
 
-    def _call(self) -> _http.Call:
-        key = self._key.get(self.name)
-        headers = {
-            "content-type": "application/json",
-            **self._headers,
-            **_http.auth_headers("bearer", key),
-        }
-        return _http.Call(self.name, self.model, self._url, headers, key)
-
     def build_body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:
         """The Chat Completions request body (shared by complete and stream)."""
         c = self.compat
@@ -256,23 +237,11 @@ class OpenAICompat(Provider):
                 body["stream_options"] = {"include_usage": True}
         return body
 
-    async def complete(self, request: ProviderRequest) -> Completion:
-        call = self._call()
-        data, rid = await _http.post_json(
-            call, self.build_body(request, stream=False), request.timeout_s
-        )
-        return _from_body(call, self.compat, data, rid)
+    def _parse(self, call: _http.Call, data: Any, request_id: str | None) -> Completion:
+        return _from_body(call, self.compat, data, request_id)
 
-    async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
-        call = self._call()
-        body = self.build_body(request, stream=True)
-        async with _http.open_stream(call, body, request.timeout_s) as events:
-            if not events.is_sse:
-                return _from_body(call, self.compat, await events.json(), events.request_id)
-            acc = _Accumulator(events, self.compat, on_delta)
-            async for event in events:
-                acc.feed(event)
-            return acc.result()
+    def _accumulator(self, events: _http.EventStream, on_delta: OnDelta) -> _Accumulator:
+        return _Accumulator(events, self.compat, on_delta)
 
 
 # --------------------------------------------------------------------- ours -> wire
@@ -361,12 +330,7 @@ def _from_body(call: _http.Call, c: Compat, data: Any, request_id: str | None) -
     if isinstance(data, list) or (isinstance(data, dict) and data.get("error") is not None):
         raise _http.error_from_payload(call, data, request_id, where="in response")
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-        raise StreamError(
-            call.scrub(f"unexpected Chat Completions reply: {str(data)[:300]!r}"),
-            provider=call.provider,
-            model=call.model,
-            request_id=request_id,
-        )
+        raise _http.unexpected_reply(call, "Chat Completions", data, request_id)
     choice = data["choices"][0] if data["choices"] else {}
     return _completion(
         call,
@@ -469,23 +433,7 @@ def _arguments(
         )
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        value = None
-    if isinstance(value, dict):
-        return value
-    if lenient:
-        return {}
-    raise StreamError(
-        f"model sent invalid JSON arguments for tool {name!r}",
-        retryable=True,
-        provider=call.provider,
-        model=call.model,
-        request_id=request_id,
-    )
+    return _http.tool_arguments(call, name, raw, request_id, lenient=lenient)
 
 
 def _usage(u: dict[str, Any]) -> Usage:

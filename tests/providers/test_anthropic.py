@@ -25,6 +25,8 @@ from alloy_nb.messages import (
 from alloy_nb.providers import Anthropic, ProviderRequest
 from alloy_nb.testing import FakeProviderServer, reply
 
+from .conftest import call, req
+
 KEY = "test-key-anthropic-5d1c"
 TOOLS = [
     ToolDefinition(
@@ -33,21 +35,6 @@ TOOLS = [
         input_schema={"type": "object", "properties": {"a": {"type": "integer"}}},
     )
 ]
-
-
-def req(*messages: Message, **kw) -> ProviderRequest:
-    return ProviderRequest(messages=list(messages) or [user("hi")], **kw)
-
-
-def call(p: Anthropic, request: ProviderRequest, stream: bool):
-    deltas: list[tuple[str, str]] = []
-
-    async def go():
-        if stream:
-            return await p.stream(request, lambda k, t: deltas.append((k, t)))
-        return await p.complete(request)
-
-    return asyncio.run(go()), deltas
 
 
 def body(p: Anthropic, request: ProviderRequest, stream: bool = False) -> dict:

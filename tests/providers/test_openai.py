@@ -3,7 +3,6 @@ the terminal events, over real HTTP on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -21,8 +20,10 @@ from alloy_nb.messages import (
     assistant,
     user,
 )
-from alloy_nb.providers import OpenAI, ProviderRequest
+from alloy_nb.providers import OpenAI
 from alloy_nb.testing import FakeProviderServer, Usage, reply
+
+from .conftest import call, req
 
 KEY = "test-key-openai-88b2"
 TOOLS = [
@@ -30,21 +31,6 @@ TOOLS = [
         name="add", description="Add.", input_schema={"type": "object", "properties": {}}
     )
 ]
-
-
-def req(*messages: Message, **kw) -> ProviderRequest:
-    return ProviderRequest(messages=list(messages) or [user("hi")], **kw)
-
-
-def call(p: OpenAI, request: ProviderRequest, stream: bool):
-    deltas: list[tuple[str, str]] = []
-
-    async def go():
-        if stream:
-            return await p.stream(request, lambda k, t: deltas.append((k, t)))
-        return await p.complete(request)
-
-    return asyncio.run(go()), deltas
 
 
 def test_body_basics() -> None:

@@ -3,7 +3,6 @@ end-of-stream rules, presets, over real HTTP on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -21,32 +20,19 @@ from alloy_nb.messages import (
     assistant,
     user,
 )
-from alloy_nb.providers import Compat, OpenAICompat, ProviderRequest
+from alloy_nb.providers import Compat, OpenAICompat
 from alloy_nb.testing import FakeProviderServer, Usage, reply
+
+from .conftest import call, req
 
 KEY = "test-key-compat-41ee"
 TOOLS = [ToolDefinition(name="add", description="Add.")]
 URL = "http://127.0.0.1:9"
 
 
-def req(*messages: Message, **kw) -> ProviderRequest:
-    return ProviderRequest(messages=list(messages) or [user("hi")], **kw)
-
-
 def make(url: str = URL, **kw) -> OpenAICompat:
     kw.setdefault("model", "m")
     return OpenAICompat(api_key=KEY, base_url=url, **kw)
-
-
-def call(p: OpenAICompat, request: ProviderRequest, stream: bool):
-    deltas: list[tuple[str, str]] = []
-
-    async def go():
-        if stream:
-            return await p.stream(request, lambda k, t: deltas.append((k, t)))
-        return await p.complete(request)
-
-    return asyncio.run(go()), deltas
 
 
 # ----------------------------------------------------------------- request

@@ -113,7 +113,7 @@ class ApiKey:
         self.env = env
         self.required = required
 
-    def get(self, provider: str) -> str | None:
+    def get(self, provider: str, model: str | None = None) -> str | None:
         """The key, or a ProviderConfigError naming the variable to set (before any request)."""
         if self._value is not None:
             return self._value.get_secret_value()
@@ -124,7 +124,9 @@ class ApiKey:
             return None
         where = " or ".join(self.env) if self.env else "the api_key argument"
         raise ProviderConfigError(
-            f"no API key for {provider}: set {where} (or pass api_key=...)", provider=provider
+            f"no API key for {provider}: set {where} (or pass api_key=...)",
+            provider=provider,
+            model=model,
         )
 
     def __repr__(self) -> str:
@@ -377,7 +379,7 @@ class HTTPProvider(Provider):
         self._headers = dict(headers)
 
     def _call(self) -> Call:
-        key = self._key.get(self.name)
+        key = self._key.get(self.name, self.model)
         headers = {**self.base_headers, **self._headers, **auth_headers(self.auth_scheme, key)}
         return Call(self.name, self.model, self._url, headers, key)
 
@@ -516,13 +518,19 @@ def status_error(
         cls = OverloadedError
     else:
         cls = BadRequestError
-    return cls(
+    err = cls(
         call.scrub(f"HTTP {status} {detail}"),
         status_code=status,
         body=call.scrub(_trim(text, 2000)),
         retry_after=retry_after(headers),
         **_who(call, rid),
     )
+    # The server's own verdict overrides the status rule (Anthropic and OpenAI send it),
+    # except that a key the server refused is never worth another try.
+    should = (headers.get("x-should-retry") or "").strip().lower()
+    if should in ("true", "false") and cls is not AuthenticationError:
+        err.retryable = should == "true"
+    return err
 
 
 def error_from_payload(

@@ -6,11 +6,13 @@ retries live in ``agent/retry.py``, HTTP plumbing and error mapping in ``_http.p
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from alloy_nb.errors import ConfigError, ProviderError
+from alloy_nb.errors import ConfigError
 from alloy_nb.messages import (
     Block,
     ImageBlock,
@@ -36,13 +38,9 @@ CODE_EXECUTION_BETA = "code-execution-2025-08-25"
 
 # Blocks we keep verbatim (RawBlock) so they round-trip unchanged: redacted thinking and the
 # results of tools Anthropic runs itself (any "*_tool_result").
+_ID_OK = re.compile(r"[A-Za-z0-9_-]+")
+_ID_BAD = re.compile(r"[^A-Za-z0-9_-]")
 _RAW_TYPES = {"redacted_thinking", "container_upload", "mcp_tool_use", "mcp_tool_result"}
-_USAGE_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-)
 
 
 class Anthropic(_http.HTTPProvider):
@@ -168,11 +166,11 @@ def _wire_block(b: Block) -> dict[str, Any] | None:
     if isinstance(b, TextBlock):
         return {"type": "text", "text": b.text} if b.text else None  # the API rejects ""
     if isinstance(b, ToolUseBlock):
-        return {"type": "tool_use", "id": b.id, "name": b.name, "input": b.input}
+        return {"type": "tool_use", "id": _wire_id(b.id), "name": b.name, "input": b.input}
     if isinstance(b, ToolResultBlock):
         out: dict[str, Any] = {
             "type": "tool_result",
-            "tool_use_id": b.tool_use_id,
+            "tool_use_id": _wire_id(b.tool_use_id),
             "content": b.content,
         }
         if b.is_error:
@@ -199,6 +197,15 @@ def _wire_block(b: Block) -> dict[str, Any] | None:
     raise ConfigError(f"cannot send a {type(b).__name__} to Anthropic")
 
 
+def _wire_id(call_id: str) -> str:
+    """Anthropic accepts only ``[A-Za-z0-9_-]+`` tool ids; calls made by other vendors
+    (``functions.f:0``, ``llm_version:0``, ``""``) are mapped, stably, to such an id."""
+    if _ID_OK.fullmatch(call_id):
+        return call_id
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:12]
+    return f"toolu_{_ID_BAD.sub('_', call_id)[:40]}_{digest}"
+
+
 def _is_raw_type(t: str) -> bool:
     return t in _RAW_TYPES or t.endswith("_tool_result")
 
@@ -213,21 +220,30 @@ def _completion(call: _http.Call, data: Any, request_id: str | None) -> Completi
         if isinstance(data, dict) and "error" in data:
             raise _http.error_from_payload(call, data, request_id, where="in response")
         raise _http.unexpected_reply(call, "Messages", data, request_id)
-    blocks = [b for b in (_block(call, raw) for raw in data["content"] or ()) if b is not None]
+    blocks = [
+        b for b in (_block(call, raw, request_id) for raw in data["content"] or ()) if b is not None
+    ]
     raw_stop = data.get("stop_reason")
     has_tools = any(isinstance(b, ToolUseBlock) for b in blocks)
     usage = data.get("usage") or {}
     return Completion(
         stop_reason="tool_use" if raw_stop == "tool_use" and has_tools else "end_turn",
         message=Message(role="assistant", content=blocks),
-        usage=Usage(**{k: int(usage.get(k) or 0) for k in _USAGE_KEYS}),
+        usage=Usage(
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cache_read_input_tokens=int(usage.get("cache_read_input_tokens") or 0),
+            cache_creation_input_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+        ),
         request_id=request_id or data.get("id"),
         model=data.get("model") or call.model,
         raw_stop_reason=raw_stop,
     )
 
 
-def _block(call: _http.Call, b: dict[str, Any]) -> Block | None:
+def _block(call: _http.Call, b: Any, request_id: str | None) -> Block | None:
+    if not isinstance(b, dict):
+        raise _http.unexpected_reply(call, "Messages content block", b, request_id)
     t = b.get("type")
     if t == "text":
         return TextBlock(text=b["text"]) if b.get("text") else None
@@ -237,13 +253,11 @@ def _block(call: _http.Call, b: dict[str, Any]) -> Block | None:
         return ThinkingBlock(thinking=b.get("thinking") or "", signature=b.get("signature") or None)
     if t == "server_tool_use":
         return ServerToolUseBlock(id=b["id"], name=b["name"], input=b.get("input") or {})
-    if isinstance(t, str) and _is_raw_type(t):
+    if isinstance(t, str) and t:
+        # redacted thinking, server tool results and block types newer than this module:
+        # kept verbatim (marked as ours) so they go back to Anthropic unchanged
         return RawBlock(**{**b, "origin": ORIGIN})
-    raise ProviderError(
-        f"Anthropic sent a content block of unsupported type {t!r}",
-        provider=call.provider,
-        model=call.model,
-    )
+    raise _http.unexpected_reply(call, "Messages content block", b, request_id)
 
 
 class _Accumulator:
@@ -309,13 +323,8 @@ class _Accumulator:
             return ("thinking", text)
         elif t == "signature_delta":
             self.blocks[i]["signature"] = delta["signature"]
-        elif t != "citations_delta":  # citations are not kept
-            raise ProviderError(
-                f"Anthropic sent a stream delta of unsupported type {t!r}",
-                provider=self.events.call.provider,
-                model=self.events.call.model,
-                request_id=self.events.request_id,
-            )
+        # citations_delta and delta types newer than this module are ignored, as Anthropic
+        # asks of clients (the block itself still arrives whole in content_block_start)
         return None
 
     def result(self) -> Completion:

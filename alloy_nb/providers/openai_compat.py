@@ -429,7 +429,10 @@ def _arguments(
 ) -> dict[str, Any]:
     if raw is None and not c.null_arguments_ok:
         raise StreamError(
-            f"tool call {name!r} has null arguments", provider=call.provider, model=call.model
+            f"tool call {name!r} has null arguments",
+            provider=call.provider,
+            model=call.model,
+            request_id=request_id,
         )
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}
@@ -543,7 +546,10 @@ class _Accumulator:
             if c.requires_done_marker or not ended or (late_usage and self.usage is None):
                 raise self.events.truncated("data: [DONE]")
         tool_calls = []
-        for slot in self.calls.values():
+        # index order, whatever order the calls' first deltas came in (keys without an index
+        # keep their arrival order, after the indexed ones)
+        order = sorted(self.calls, key=lambda k: (0, k) if isinstance(k, int) else (1, 0))
+        for slot in (self.calls[k] for k in order):
             args: Any = "".join(slot["args"])
             if not args and slot["null"]:
                 args = None

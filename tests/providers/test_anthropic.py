@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -387,23 +388,30 @@ def test_invalid_tool_json_is_a_retryable_error_unless_cut_by_max_tokens() -> No
     assert c.message.tool_calls[0].input == {}
 
 
-def test_unknown_block_type_raises_and_unknown_events_are_ignored() -> None:
+def test_unknown_block_types_are_kept_verbatim_and_unknown_events_ignored() -> None:
+    # spec 5.3: block types this module does not know are kept with their keys, and go back
+    # to Anthropic unchanged; a future delta type must not sink the whole reply either
     weird = {
         "type": "message",
-        "content": [{"type": "hologram", "data": "?"}],
+        "content": [{"type": "hologram", "data": "?"}, {"type": "text", "text": "hi"}],
         "stop_reason": "end_turn",
         "usage": {},
     }
-    with (
-        FakeProviderServer(
-            [reply.raw(200, {"content-type": "application/json"}, json.dumps(weird))]
-        ) as srv,
-        pytest.raises(ProviderError, match="hologram"),
-    ):
-        call(Anthropic(api_key=KEY, base_url=srv.url), req(), False)
+    with FakeProviderServer(
+        [reply.raw(200, {"content-type": "application/json"}, json.dumps(weird))]
+    ) as srv:
+        c, _ = call(Anthropic(api_key=KEY, base_url=srv.url), req(), False)
+    raw = c.message.content[0]
+    assert isinstance(raw, RawBlock) and raw.type == "hologram" and c.message.text == "hi"
+    sent = body(Anthropic(api_key=KEY), req(user("q"), c.message, user("more")))
+    assert sent["messages"][1]["content"][0] == {"type": "hologram", "data": "?"}
     text = _sse(
         _START,
         {"type": "future_event", "x": 1},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "future_delta", "x": 1}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ok"}},
+        {"type": "content_block_stop", "index": 0},
         {
             "type": "message_delta",
             "delta": {"stop_reason": "end_turn"},
@@ -412,7 +420,26 @@ def test_unknown_block_type_raises_and_unknown_events_are_ignored() -> None:
         {"type": "message_stop"},
     )
     c, _ = stream_raw(text)
-    assert c.message.content == [] and c.stop_reason == "end_turn"
+    assert c.message.content == [TextBlock(text="ok")] and c.stop_reason == "end_turn"
+
+
+def test_tool_ids_from_other_vendors_are_mapped_to_ids_anthropic_accepts() -> None:
+    # Kimi/OpenRouter ids ("functions.add:0") reach Anthropic after a model switch; the API
+    # only takes [A-Za-z0-9_-]+ and the call and its result must still match.
+    hist = [
+        user("q"),
+        assistant([ToolUseBlock(id="functions.add:0", name="add", input={})]),
+        Message(role="user", content=[ToolResultBlock(tool_use_id="functions.add:0", content="1")]),
+        assistant([ToolUseBlock(id="toolu_01Ab-c_9", name="add", input={})]),
+        Message(role="user", content=[ToolResultBlock(tool_use_id="toolu_01Ab-c_9", content="2")]),
+    ]
+    msgs = body(Anthropic(api_key=KEY), req(*hist))["messages"]
+    mapped = msgs[1]["content"][0]["id"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", mapped)
+    assert msgs[2]["content"][0]["tool_use_id"] == mapped
+    assert mapped == body(Anthropic(api_key=KEY), req(*hist))["messages"][1]["content"][0]["id"]
+    assert msgs[3]["content"][0]["id"] == "toolu_01Ab-c_9"  # valid ids are left alone
+    assert msgs[4]["content"][0]["tool_use_id"] == "toolu_01Ab-c_9"
 
 
 def test_stream_answered_with_json_is_parsed_as_a_whole_reply() -> None:

@@ -92,6 +92,15 @@ def test_quota_exhausted_429_is_not_retried() -> None:
     assert "insufficient_quota" in str(err)
 
 
+def test_x_should_retry_overrides_the_status_rule_but_not_for_auth() -> None:
+    # wire-protocols 5: the server's x-should-retry header wins over the status rule
+    assert not _http.status_error(call(), 529, {"x-should-retry": "false"}, b"{}").retryable
+    assert _http.status_error(call(), 409, {"x-should-retry": "true"}, b"{}").retryable
+    assert _http.status_error(call(), 500, {"x-should-retry": "maybe"}, b"{}").retryable
+    assert not _http.status_error(call(), 401, {"x-should-retry": "true"}, b"{}").retryable
+    assert not _http.status_error(call(), 400, {}, b"{}").retryable
+
+
 @pytest.mark.parametrize(
     ("body", "expect"),
     [
@@ -229,6 +238,8 @@ def test_missing_key_is_a_config_error_naming_the_variable_without_a_request() -
         for p, env in cases:
             with pytest.raises(ConfigError, match=env) as exc:
                 run_call(p)
+            # like every provider error, it names the provider and the model
+            assert f"provider={p.name}" in str(exc.value) and f"model={p.model}" in str(exc.value)
             # also a ProviderError, so the loop ends the run with this message as data
             assert isinstance(exc.value, ProviderError) and not exc.value.retryable
         assert srv.requests == []
@@ -352,3 +363,26 @@ def test_cancelling_a_stream_closes_the_connection_at_once() -> None:
             return elapsed
 
         assert asyncio.run(go()) < 0.5
+
+
+def test_concurrent_requests_on_one_loop_share_the_client() -> None:
+    slow = [reply.delay(0.05, reply.text(f"answer {i}"), between_events=0.01) for i in range(6)]
+    with FakeProviderServer(slow) as srv:
+
+        async def go() -> list[str]:
+            clients: list[httpx.AsyncClient] = []
+
+            async def one(p, stream: bool) -> str:
+                clients.append(await _http._client())
+                if stream:
+                    c = await p.stream(REQ, lambda k, t: None)
+                else:
+                    c = await p.complete(REQ)
+                return c.message.text
+
+            jobs = [one(p, s) for p in providers(srv.url) for s in (False, True)]
+            texts = await asyncio.gather(*jobs)
+            assert all(c is clients[0] for c in clients) and not clients[0].is_closed
+            return sorted(texts)
+
+        assert asyncio.run(go()) == sorted(f"answer {i}" for i in range(6))

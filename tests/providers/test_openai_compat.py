@@ -276,6 +276,19 @@ def test_tool_call_deltas_assembled_by_index() -> None:
     assert (c.usage.input_tokens, c.usage.output_tokens) == (10, 4)
 
 
+def test_tool_calls_come_out_in_index_order_whatever_order_they_start_in() -> None:
+    # spec 5.5: tool blocks sorted by index
+    text = sse(
+        chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "write"}}]}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "read"}}]}),
+        chunk({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}),
+        chunk({}, "tool_calls"),
+        {"choices": [], "usage": USAGE},
+    )
+    c, _ = stream_raw(text)
+    assert [b.name for b in c.message.tool_calls] == ["read", "write"]
+
+
 def test_repeated_id_and_name_are_not_concatenated_and_stop_still_means_tool_use() -> None:
     # OpenRouter/Kimi repeats id+name in every delta; Ollama says "stop" with tool calls.
     d = {"index": 0, "id": "0", "type": "function", "function": {"name": "llm_version"}}

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timezone
 from typing import Any
 
@@ -49,6 +50,13 @@ def _delta(after: Usage, before: Usage) -> Usage:
     )
 
 
+async def _awaited(awaitable: Awaitable[Any], callback: Any) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("session subscriber %r raised; ignoring", callback)
+
+
 class SessionRunner:
     """Request machinery behind ``Session``; all bookkeeping is guarded by a thread lock
     because a session may be driven from several loops and threads."""
@@ -72,7 +80,16 @@ class SessionRunner:
         self._born = time.monotonic()
         self.created_at = self.updated_at = _now()
 
-    async def _chat(self, job: Job) -> Result:
+    async def _chat(self, job: Job, timeout: float | None = None) -> Result:
+        """Claim the session, run ``job`` and return its Result (``AgentError`` unless ok).
+
+        With ``timeout`` (seconds, for the whole call) the caller gets ``TimeoutError``
+        when it expires, while a started request keeps running on this loop (its Result
+        ends up in ``history``; ``wait``/``result``/``cancel_request`` take its id). One
+        still waiting for an earlier chat when time is up is dropped (it never started).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while True:  # claim the session; an earlier chat is waited for, never interleaved
             with self._lock:
                 active = self._active
@@ -83,8 +100,32 @@ class SessionRunner:
                     raise Busy(f"session {self.id} is running background request "
                                f"{getattr(active, 'request_id', '?')}; wait for it or cancel it")
                 waiting = active.future
-            await await_future(waiting)
-        result, exc, external = await self._execute(job)
+            if deadline is None:
+                await await_future(waiting)
+                continue
+            try:
+                await asyncio.wait_for(await_future(waiting), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise TimeoutError(
+                    f"request {job.request_id} timed out after {timeout} s waiting for an "
+                    f"earlier chat on session {self.id}; it was not started") from None
+        if deadline is None:
+            result, exc, external = await self._execute(job)
+        else:
+            task = loop.create_task(self._execute(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            try:
+                result, exc, external = await asyncio.wait_for(
+                    asyncio.shield(task), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise TimeoutError(
+                    f"request {job.request_id} did not finish within {timeout} s; it keeps "
+                    f"running in the background (session.wait({job.request_id!r}), "
+                    "await session.result(...) or session.cancel_request(...))") from None
+            except asyncio.CancelledError:
+                task.cancel()  # the caller was cancelled: stop the run, as without a timeout
+                raise
         if external:
             raise asyncio.CancelledError
         if not result.ok:
@@ -97,7 +138,15 @@ class SessionRunner:
         if old is not None and not old.finished:
             raise ConfigError(f"request id {job.request_id!r} is already in use")
         self._jobs[job.request_id] = job
+        self._activate(job)
+
+    def _activate(self, job: Job) -> None:
+        """Under the lock: ``job`` becomes the running request and its prompt joins the
+        history at once, so ``messages`` (and ``save``) right after ``send_message``
+        already show it (reference §7.3), before the loop task gets to run."""
         self._active = job
+        if job.prompt is not None:
+            self._messages = [*self._messages, job.prompt]
 
     def _launch(self, job: Job, on_current_loop: bool = True) -> None:
         try:
@@ -127,14 +176,14 @@ class SessionRunner:
         """
         loop = asyncio.get_running_loop()
         with self._lock:
-            if job.prompt is not None:
-                self._messages = [*self._messages, job.prompt]
             config, before = self._config, self._usage
             context = {**self._context, "session_id": self.id, "request_id": job.request_id}
             state = AgentState(messages=list(self._messages), context=context, usage=before)
             job.state, job.loop = state, loop
-        emitter = new_emitter(config, state, correlation_id=job.request_id,
-                              listeners=[self._broadcast, job.on_event])
+        listeners: list[Callable[[Event], Any]] = [self._broadcast]
+        if job.on_event is not None:
+            listeners.append(job.on_event)
+        emitter = new_emitter(config, state, correlation_id=job.request_id, listeners=listeners)
         exc: BaseException | None = None
         external = False
         try:
@@ -204,7 +253,8 @@ class SessionRunner:
             if self._active is job:
                 self._active = None
                 if self._pending:
-                    nxt = self._active = self._pending.popleft()
+                    nxt = self._pending.popleft()
+                    self._activate(nxt)
         self._broadcast(Event(
             seq=emitter.next_seq(), correlation_id=job.request_id, turn=result.turns,
             ts_ms=int(time.time() * 1000), event="result",
@@ -222,11 +272,21 @@ class SessionRunner:
             try:
                 out = callback(event)
                 if inspect.isawaitable(out):
-                    task = asyncio.ensure_future(out)
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._spawn(_awaited(out, callback))
             except Exception:
                 log.exception("session subscriber %r raised; ignoring", callback)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run an async subscriber's coroutine on this thread's loop, or on the private loop
+        thread when none runs here (e.g. ``cancel_request`` called from plain code)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run_coroutine_threadsafe(coro, _sync.background_loop())
+            return
+        task = loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _check_idle(self, what: str) -> None:
         if self._active is not None or self._pending:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from alloy_nb.compaction import SUMMARY_PREFIX
 from alloy_nb.errors import ConfigError
@@ -34,7 +34,10 @@ from alloy_nb.usage import Usage
 if TYPE_CHECKING:
     from alloy_nb.session import Session
 
-__all__ = ["SNAPSHOT_VERSION", "SessionSnapshot", "export_markdown", "load", "save", "snapshot"]
+__all__ = [
+    "SNAPSHOT_VERSION", "SessionFileError", "SessionSnapshot", "export_markdown", "load", "save",
+    "snapshot",
+]
 
 SNAPSHOT_VERSION = 1
 _RESOLVABLE = {"anthropic", "openai", "openai-compat"}  # providers.resolve("name:MODEL")
@@ -96,15 +99,35 @@ def save(snap: SessionSnapshot, path: str | Path) -> Path:
     return target
 
 
+class SessionFileError(ConfigError):
+    """A session file that cannot be loaded: not JSON, not a session, or from a newer
+    alloy_nb. The message names the file."""
+
+
 def read(path: str | Path) -> SessionSnapshot:
-    data = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
-    version = data.get("version", 1) if isinstance(data, dict) else None
-    if not isinstance(version, int) or version > SNAPSHOT_VERSION:
-        raise ConfigError(
-            f"{path}: session file version {version!r} is newer than this alloy_nb reads "
+    """Parse a saved session; every malformed file raises ``SessionFileError`` naming it
+    (a missing or unreadable file raises the usual ``OSError``)."""
+    source = Path(path).expanduser()
+    text = source.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SessionFileError(f"{source}: not a saved session (invalid JSON: {exc})") from exc
+    if not isinstance(data, dict):
+        raise SessionFileError(
+            f"{source}: not a saved session (a JSON {type(data).__name__}, not an object)")
+    version = data.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise SessionFileError(f"{source}: invalid session file version {version!r}")
+    if version > SNAPSHOT_VERSION:
+        raise SessionFileError(
+            f"{source}: session file version {version} is newer than this alloy_nb reads "
             f"({SNAPSHOT_VERSION}); upgrade alloy_nb"
         )
-    return SessionSnapshot.model_validate(data)
+    try:
+        return SessionSnapshot.model_validate(data)
+    except ValidationError as exc:
+        raise SessionFileError(f"{source}: not a valid saved session: {exc}") from exc
 
 
 def load(cls: type[Session], path: str | Path, provider: Any, options: dict[str, Any]) -> Session:

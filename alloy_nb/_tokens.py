@@ -31,18 +31,17 @@ _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 def _count(m: Message) -> int:
     n = 0
     for b in m.content:
-        t = type(b)
-        if t is TextBlock:
+        if isinstance(b, TextBlock):
             n += len(b.text) // 4
-        elif t is ToolResultBlock:
+        elif isinstance(b, ToolResultBlock):
             n += len(b.content) // 4
-        elif t is ToolUseBlock or t is ServerToolUseBlock:
+        elif isinstance(b, ToolUseBlock | ServerToolUseBlock):
             n += len(b.name) // 4 + len(_JSON.encode(b.input)) // 4
-        elif t is ThinkingBlock:
+        elif isinstance(b, ThinkingBlock):
             n += len(b.thinking) // 4
-        elif t is ImageBlock:
-            n += 1000
-        elif t is RawBlock:
+        elif isinstance(b, ImageBlock):
+            n += _FIXED["image"]
+        elif isinstance(b, RawBlock):
             content = getattr(b, "content", None)
             if b.type == "server_tool_result" and isinstance(content, str):
                 n += len(content) // 4
@@ -55,6 +54,8 @@ class _Counted(weakref.ref):  # type: ignore[type-arg]
     """Cache entry: messages are immutable, so a count holds for the message's life."""
 
     __slots__ = ("key", "tokens")
+    key: int
+    tokens: int
 
 
 _COUNTS: dict[int, _Counted] = {}

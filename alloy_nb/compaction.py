@@ -159,14 +159,26 @@ async def maybe_compact(
             log.warning("compaction summary failed (%s); truncating instead", reason)
         else:
             head = msgs[: plan.middle_start]
-            out = [*head, user(SUMMARY_PREFIX + summary_text), *msgs[plan.recent_start :]]
-            new_costs = [
-                *costs[: plan.middle_start],
-                message_tokens(out[len(head)]) + MESSAGE_OVERHEAD,
-                *costs[plan.recent_start :],
-            ]
-            if sum(new_costs) > target:  # recent window alone is too big: trim it too
-                out = _truncate(out, new_costs, len(head) + 1, len(head) + 1, target)
+            summary_msg = user(SUMMARY_PREFIX + summary_text)
+            summary_cost = message_tokens(summary_msg) + MESSAGE_OVERHEAD
+            room = max(target - sum(costs[: plan.middle_start]) - sum(costs[plan.recent_start :]),
+                       target // 2)
+            if summary_cost > room:  # a summary must shrink the history, not outgrow it
+                reason = (f"the summary is too long ({summary_cost} tokens; "
+                          f"the budget leaves {room})")
+                if settings.fallback == "error":
+                    raise CompactionError(f"compaction failed: {reason}")
+                log.warning("compaction summary rejected (%s); truncating instead", reason)
+                summary_text = None  # the call's usage stays: it was spent
+            else:
+                out = [*head, summary_msg, *msgs[plan.recent_start :]]
+                new_costs = [
+                    *costs[: plan.middle_start],
+                    summary_cost,
+                    *costs[plan.recent_start :],
+                ]
+                if sum(new_costs) > target:  # recent window alone is too big: trim it too
+                    out = _truncate(out, new_costs, len(head) + 1, len(head) + 1, target)
     if out is None:
         out = _truncate(msgs, costs, plan.middle_start, plan.recent_start, target)
     if out == list(messages):
@@ -211,7 +223,7 @@ _NOTE_COST = 32  # room for the "messages were removed" note
 
 def _is_results(m: Message) -> bool:
     """A user message answering tool calls: it belongs to the group before it."""
-    return m.role == "user" and any(type(b) is ToolResultBlock for b in m.content)
+    return m.role == "user" and any(isinstance(b, ToolResultBlock) for b in m.content)
 
 
 def _group_starts(msgs: Sequence[Message], start: int = 0) -> list[int]:
@@ -257,23 +269,24 @@ def _shrink(m: Message) -> Message:
     out: list[Any] = []
     changed = False
     for b in m.content:
-        t = type(b)
-        if t is ToolResultBlock and b.content != COMPACTED:
-            b = b.model_copy(update={"content": COMPACTED})
-        elif t is ThinkingBlock and (b.signature or len(b.thinking) > _KEEP_CHARS + 3):
-            if b.signature:
-                changed = True
-                continue
-            b = b.model_copy(update={"thinking": b.thinking[:_KEEP_CHARS] + "..."})
-        elif t is TextBlock and m.role == "assistant" and len(b.text) > _KEEP_CHARS + 3:
-            b = TextBlock(text=b.text[:_KEEP_CHARS] + "...")
-        elif t is ImageBlock:
-            b = TextBlock(text="[image]")
+        new: Any = b
+        if isinstance(b, ToolResultBlock) and b.content != COMPACTED:
+            new = b.model_copy(update={"content": COMPACTED})
+        elif isinstance(b, ThinkingBlock) and b.signature:
+            changed = True  # dropped: a signed block cannot be altered
+            continue
+        elif isinstance(b, ThinkingBlock) and len(b.thinking) > _KEEP_CHARS + 3:
+            new = b.model_copy(update={"thinking": b.thinking[:_KEEP_CHARS] + "..."})
+        elif (isinstance(b, TextBlock) and m.role == "assistant"
+              and len(b.text) > _KEEP_CHARS + 3):
+            new = TextBlock(text=b.text[:_KEEP_CHARS] + "...")
+        elif isinstance(b, ImageBlock):
+            new = TextBlock(text="[image]")
         else:
             out.append(b)
             continue
         changed = True
-        out.append(b)
+        out.append(new)
     if not changed:
         return m
     return Message(role=m.role, content=out or [TextBlock(text=COMPACTED)])
@@ -342,15 +355,14 @@ def _render_message(m: Message) -> str:
         return "Previous summary:\n" + m.text[len(SUMMARY_PREFIX) :]
     lines = ["Tool results:" if _is_results(m) else f"{m.role.capitalize()}:"]
     for b in m.content:
-        t = type(b)
-        if t is TextBlock:
+        if isinstance(b, TextBlock):
             lines.append(_clip(b.text, 4_000))
-        elif t is ToolUseBlock or t is ServerToolUseBlock:
+        elif isinstance(b, ToolUseBlock | ServerToolUseBlock):
             lines.append(f"[tool call {b.name} {_clip(json.dumps(b.input), 1_000)}]")
-        elif t is ToolResultBlock:
+        elif isinstance(b, ToolResultBlock):
             flag = " (error)" if b.is_error else ""
             lines.append(f"[tool result{flag}: {_clip(b.content, 2_000)}]")
-        elif t is ThinkingBlock:
+        elif isinstance(b, ThinkingBlock):
             continue
         else:
             lines.append(f"[{b.type}]")

@@ -38,7 +38,8 @@ _EXACT: tuple[Suffix, ...] = ("",)
 _ANTHROPIC = ("", "-latest", re.compile(r"-\d{8}(-v\d+)?"))
 _ANTHROPIC_4 = (*_ANTHROPIC, "-0")  # claude-opus-4-0 / claude-sonnet-4-0 aliases
 _OPENAI = ("", "-latest", re.compile(r"-\d{4}-\d{2}-\d{2}"))
-_GEMINI_25 = ("", "-latest", re.compile(r"-preview-\d{2}-\d{4}"), re.compile(r"-\d{3}"))
+# Gemini previews are dated -preview-MM-YYYY (09-2025) and, earlier, -preview-MM-DD (05-20).
+_GEMINI_25 = ("", "-latest", re.compile(r"-preview-\d{2}-(\d{4}|\d{2})"), re.compile(r"-\d{3}"))
 _GEMINI_3 = ("", re.compile(r"-\d{2}-\d{4}"))
 _MISTRAL = ("", "-latest", re.compile(r"-\d{4}"))
 
@@ -64,6 +65,10 @@ _ENTRIES: tuple[tuple[ModelInfo, tuple[Suffix, ...]], ...] = (
     _m("gpt-5.1", 400_000, _OPENAI, 1.25, 10.0, 0.125, 1.25),
     _m("gpt-5.2", 400_000, _OPENAI, 1.75, 14.0, 0.175, 1.75),
     _m("gpt-5.4", 1_050_000, _OPENAI, 2.5, 15.0, 0.25, 2.5),
+    # ChatGPT's model behind the API aliases: same price as its family, a 128k window
+    _m("gpt-5-chat-latest", 128_000, _EXACT, 1.25, 10.0, 0.125, 1.25),
+    _m("gpt-5.1-chat-latest", 128_000, _EXACT, 1.25, 10.0, 0.125, 1.25),
+    _m("gpt-5.2-chat-latest", 128_000, _EXACT, 1.75, 14.0, 0.175, 1.75),
     _m("gemini-2.5-flash", 1_048_576, _GEMINI_25, 0.30, 2.50, 0.03),
     _m("gemini-2.5-pro", 1_048_576, _GEMINI_25, 1.25, 10.0, 0.125),
     _m("gemini-2.5-flash-lite", 1_048_576, _GEMINI_25, 0.10, 0.40, 0.01),
@@ -76,6 +81,7 @@ _ENTRIES: tuple[tuple[ModelInfo, tuple[Suffix, ...]], ...] = (
     _m("grok-4-fast-non-reasoning", 2_000_000, _EXACT, 0.20, 0.50, 0.05),
     _m("grok-4-1-fast-reasoning", 2_000_000, _EXACT, 0.20, 0.50, 0.05),
     _m("grok-4-1-fast-non-reasoning", 2_000_000, _EXACT, 0.20, 0.50, 0.05),
+    _m("grok-4-fast", 2_000_000, _EXACT, 0.20, 0.50, 0.05),  # OpenRouter's x-ai/grok-4-fast
     _m("grok-4.1-fast", 2_000_000, ("", "-reasoning", "-non-reasoning"), 0.20, 0.50, 0.05),
     _m("grok-code-fast-1", 256_000, _EXACT, 0.20, 1.50, 0.02),
     _m("grok-3-mini-fast", 131_072, _EXACT, 0.60, 4.0, 0.15),
@@ -115,6 +121,8 @@ _ENTRIES: tuple[tuple[ModelInfo, tuple[Suffix, ...]], ...] = (
 _BY_NAME = {info.name: (info, sfx) for info, sfx in _ENTRIES}
 
 _CLAUDE_DOTTED = re.compile(r"(?<=\d)\.(?=\d)")  # OpenRouter's claude-sonnet-4.6 spelling
+_BEDROCK = re.compile(r"(?:[a-z]{2,6}\.)?anthropic\.")  # anthropic., us.anthropic., global.…
+_VERTEX_DATE = re.compile(r"@(\d{8})$")  # Vertex AI's claude-sonnet-4-5@20250929
 
 
 def catalog() -> list[ModelInfo]:
@@ -123,12 +131,14 @@ def catalog() -> list[ModelInfo]:
 
 
 def _normalise(model: str) -> str:
-    """Strip routing decorations: ``openai/``, ``models/``, ``anthropic.``, ``:free``."""
+    """Strip routing decorations: ``openai/``, ``models/``, ``:free``, Bedrock's
+    ``(us.)anthropic.`` prefix and Vertex's ``@date``."""
     name = model.strip().rsplit("/", 1)[-1].split(":", 1)[0]
-    if name.startswith("anthropic."):
-        name = name[len("anthropic."):]
+    bedrock = _BEDROCK.match(name)
+    if bedrock:
+        name = name[bedrock.end():]
     if name.startswith("claude-"):
-        name = _CLAUDE_DOTTED.sub("-", name)
+        name = _VERTEX_DATE.sub(r"-\1", _CLAUDE_DOTTED.sub("-", name))
     return name
 
 
@@ -195,7 +205,7 @@ def _override_items(overrides: Any) -> Iterable[tuple[Any, Any]]:
     if isinstance(overrides, Mapping):
         return overrides.items()
     if isinstance(overrides, list | tuple):
-        return [p for p in overrides if isinstance(p, tuple | list) and len(p) == 2]
+        return [(p[0], p[1]) for p in overrides if isinstance(p, tuple | list) and len(p) == 2]
     return ()
 
 

@@ -25,12 +25,22 @@ from alloy_nb.result import Result
 from alloy_nb.state import AgentState
 from alloy_nb.usage import Usage
 
-__all__ = ["Prompt", "Session", "SessionSnapshot"]
+__all__ = ["Prompt", "Session", "SessionFileError", "SessionSnapshot"]
 
 log = logging.getLogger("alloy_nb")
 SessionSnapshot = _session_store.SessionSnapshot
+SessionFileError = _session_store.SessionFileError
 Prompt = str | Message | None
 Subscriber = Callable[[Event], Any]
+
+
+def _timeout(value: Any) -> float | None:
+    """A per-call timeout in seconds: None (wait as long as it takes) or a number >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"timeout must be None or a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 class Session(SessionRunner):
@@ -131,32 +141,49 @@ class Session(SessionRunner):
     # ---- chat ---------------------------------------------------------------------------
 
     async def achat(self, prompt: Prompt = None, *, request_id: str | None = None,
-                    on_event: Callable[[Event], Any] | None = None) -> Result:
+                    on_event: Callable[[Event], Any] | None = None,
+                    timeout: float | None = None) -> Result:
         """Send ``prompt`` and wait for the answer; the history is kept for the next call.
 
         Raises ``AgentError`` (with the Result) for status halted/error/cancelled and
-        ``Busy`` while a background request runs.
+        ``Busy`` while a background request runs. ``timeout`` (seconds, reference §7.2)
+        bounds the wait: when it expires the caller gets ``TimeoutError`` while the request
+        keeps running in the background, like one from ``send_message`` (its id is
+        ``request_id`` or ``current_request_id``; ``wait``, ``result`` and
+        ``cancel_request`` take it). A request still waiting for an earlier chat when time
+        is up never starts.
         """
-        return await self._chat(self._job(prompt, request_id, "chat", on_event=on_event))
+        timeout = _timeout(timeout)
+        return await self._chat(self._job(prompt, request_id, "chat", on_event=on_event),
+                                timeout)
 
     async def astream_chat(self, prompt: Prompt, on_chunk: Callable[[str], Any] | None = None,
                            *, request_id: str | None = None,
-                           on_event: Callable[[Event], Any] | None = None) -> Result:
+                           on_event: Callable[[Event], Any] | None = None,
+                           timeout: float | None = None) -> Result:
         """``achat`` streaming: ``on_chunk`` gets each text delta as it arrives."""
+        timeout = _timeout(timeout)
         job = self._job(prompt, request_id, "chat", True, on_chunk, on_event)
-        return await self._chat(job)
+        return await self._chat(job, timeout)
 
     def chat(self, prompt: Prompt = None, *, request_id: str | None = None,
-             on_event: Callable[[Event], Any] | None = None) -> Result:
+             on_event: Callable[[Event], Any] | None = None,
+             timeout: float | None = None) -> Result:
         """Blocking ``achat``; works inside a running notebook loop. An interrupt cancels
-        the request and raises ``AgentError`` (status cancelled, history kept)."""
-        return self._blocking(self._job(prompt, request_id, "chat", on_event=on_event))
+        the request and raises ``AgentError`` (status cancelled, history kept). On
+        ``timeout`` (seconds) ``TimeoutError`` is raised and the request keeps running on
+        the private loop thread (see ``achat``)."""
+        timeout = _timeout(timeout)
+        return self._blocking(self._job(prompt, request_id, "chat", on_event=on_event), timeout)
 
     def stream_chat(self, prompt: Prompt, on_chunk: Callable[[str], Any] | None = None, *,
                     request_id: str | None = None,
-                    on_event: Callable[[Event], Any] | None = None) -> Result:
+                    on_event: Callable[[Event], Any] | None = None,
+                    timeout: float | None = None) -> Result:
         """Blocking ``astream_chat``."""
-        return self._blocking(self._job(prompt, request_id, "chat", True, on_chunk, on_event))
+        timeout = _timeout(timeout)
+        job = self._job(prompt, request_id, "chat", True, on_chunk, on_event)
+        return self._blocking(job, timeout)
 
     def _job(self, prompt: Prompt, request_id: str | None, kind: Any, streaming: bool = False,
              on_chunk: Callable[[str], Any] | None = None,
@@ -171,9 +198,9 @@ class Session(SessionRunner):
             raise ConfigError(f"the prompt must be a str, a Message or None, got {prompt!r}")
         return Job(request_id or new_id(16), message, kind, streaming, on_chunk, on_event)
 
-    def _blocking(self, job: Job) -> Result:
+    def _blocking(self, job: Job, timeout: float | None = None) -> Result:
         try:
-            return _sync.run_sync(self._chat(job))
+            return _sync.run_sync(self._chat(job, timeout))
         except KeyboardInterrupt as exc:
             done = job.future.done()
             result = job.future.result() if done else Result(
@@ -233,7 +260,8 @@ class Session(SessionRunner):
             job.cancel_task()
             return True
         result = Result(messages=self.messages, usage=self.usage, status="cancelled",
-                        error="cancelled", request_id=request_id, cancelled_phase="queued")
+                        error="cancelled", request_id=request_id)
+        result = result.model_copy(update={"cancelled_phase": "queued"})
         self._complete(job, result, Emitter(request_id))
         return True
 

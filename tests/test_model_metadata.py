@@ -171,3 +171,57 @@ def test_offline_demo_costs_nothing_and_says_so() -> None:
     assert info is not None and info.input_price == 0.0 and info.output_price == 0.0
     usage = Usage(input_tokens=100, output_tokens=50).with_cost(info.input_price, info.output_price)
     assert usage.priced and usage.cost_label == "$0.0000"
+
+
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        # dated snapshots and aliases, one or more per vendor
+        ("claude-opus-4-5-20251101", "claude-opus-4-5"),
+        ("claude-haiku-4-5-20251001", "claude-haiku-4-5"),
+        ("gpt-4.1-2025-04-14", "gpt-4.1"),
+        ("o4-mini-2025-04-16", "o4-mini"),
+        ("o3-pro-2025-06-10", "o3-pro"),
+        ("gemini-2.5-flash-preview-05-20", "gemini-2.5-flash"),  # -preview-MM-DD
+        ("gemini-2.5-pro-preview-06-05", "gemini-2.5-pro"),
+        ("gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"),
+        ("gemini-2.5-flash-preview-09-2025", "gemini-2.5-flash"),  # -preview-MM-YYYY
+        ("grok-4-0709", "grok-4"),
+        ("mistral-medium-2508", "mistral-medium"),
+        ("mistral-large-2411", "mistral-large-2411"),
+        # OpenRouter, Bedrock (regional and global inference profiles), Vertex
+        ("x-ai/grok-4-fast", "grok-4-fast"),
+        ("openai/gpt-5-chat-latest", "gpt-5-chat-latest"),
+        ("google/gemini-2.5-flash-preview-05-20", "gemini-2.5-flash"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        ("global.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
+        ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
+        ("anthropic/claude-opus-4.1", "claude-opus-4-1"),
+    ],
+)
+def test_dated_snapshots_and_routed_names_of_every_vendor(model, name):
+    info = lookup(model)
+    assert info is not None and info.name == name, model
+
+
+def test_chat_latest_aliases_have_their_own_window():
+    assert context_window("gpt-5-chat-latest") == 128_000
+    assert context_window("gpt-5") == 400_000
+
+
+def test_cache_tokens_are_priced_at_cache_rates():
+    info = lookup("claude-sonnet-4-6")  # read $0.30, write $3.75 per million
+    usage = Usage(cache_read_input_tokens=1_000_000, cache_creation_input_tokens=1_000_000)
+    priced = usage.with_cost(info.input_price, info.output_price, info.cache_read_price,
+                             info.cache_write_price)
+    assert priced.estimated_cost_cents == pytest.approx(30 + 375) and priced.priced
+    unknown = lookup("acme-model")
+    assert unknown is None
+    assert Usage(input_tokens=10).with_cost(None, None).cost_label == "unpriced"
+
+
+def test_override_precedence_over_catalog_for_routed_and_dated_names():
+    overrides = {"claude-sonnet-4-5": {"limit": 1_000_000, "input_price": 6.0}}
+    info = lookup("us.anthropic.claude-sonnet-4-5-20250929-v1:0", overrides)
+    assert (info.context_window, info.input_price, info.output_price) == (1_000_000, 6.0, 15.0)
+    assert lookup("claude-sonnet-4-6", overrides).context_window == 200_000  # untouched

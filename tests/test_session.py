@@ -535,3 +535,62 @@ def test_tiny_timeout_fails_fast_instead_of_sleeping():  # E91
     assert info.value.result.status == "error" and time.perf_counter() - t0 < 2
     with pytest.raises(AgentError):
         session.stream_chat("again")
+
+
+# --- per-call timeout (E81) ---------------------------------------------------------------
+
+
+def test_chat_timeout_raises_for_the_caller_and_the_request_keeps_running():  # E81
+    session = Session(provider=Scripted([Scripted.delay(0.3, "slow"), "quick", "streamed"]))
+    with pytest.raises(TimeoutError, match="keeps running"):
+        session.chat("one", request_id="r1", timeout=0)
+    assert session.health()["busy"] is True  # still running in the background
+    assert session.wait("r1", timeout=10).text == "slow"
+    assert session.chat("two", timeout=10).text == "quick"  # a generous timeout is no-op
+    assert session.stream_chat("three", timeout=None).text == "streamed"
+    assert _texts(session) == [("user", "one"), ("assistant", "slow"), ("user", "two"),
+                               ("assistant", "quick"), ("user", "three"),
+                               ("assistant", "streamed")]
+    with pytest.raises(ConfigError, match="timeout"):
+        session.chat("four", timeout=-1)
+
+
+def test_achat_timeout_leaves_the_run_on_the_loop_and_it_can_be_cancelled():  # E81
+    async def main():
+        session = Session(provider=Scripted([Scripted.delay(5, "never"), "after"]))
+        with pytest.raises(TimeoutError):
+            await session.achat("one", request_id="r1", timeout=0.05)
+        assert session.current_request_id == "r1"
+        with pytest.raises(Busy):
+            session.send_message("queued?")  # max_pending 0: the timed-out chat still runs
+        assert session.cancel_request("r1") is True
+        cancelled = await session.result("r1", timeout=5)
+        with pytest.raises(TimeoutError):  # streaming chat: same contract
+            await session.astream_chat("two", timeout=0)
+        return session, cancelled
+
+    session, cancelled = asyncio.run(main())
+    assert cancelled.status == "cancelled"
+    assert repair_history(session.messages) == session.messages
+
+
+# --- subscriber delivery off-loop ----------------------------------------------------------
+
+
+def test_async_subscriber_gets_a_queued_cancellation_made_outside_any_loop():  # G104
+    seen: list[str] = []
+
+    async def subscriber(event: Event) -> None:
+        if event.event == "result":
+            seen.append(event.payload["request_id"])
+
+    session = Session(provider=Scripted([Scripted.delay(0.2, "one"), "three"]), max_pending=2)
+    session.subscribe(subscriber)
+    r1, r2, r3 = (session.send_message(t) for t in ("a", "b", "c"))  # no loop: private thread
+    assert session.cancel_request(r2) is True  # plain code: no running loop in this thread
+    assert [session.wait(r, timeout=10).status for r in (r1, r2, r3)] == [
+        "completed", "cancelled", "completed"]
+    deadline = time.monotonic() + 5
+    while len(seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(seen) == sorted([r1, r2, r3])

@@ -151,3 +151,32 @@ def test_error_tool_results_are_labelled():
         tool_results([ToolResultBlock(tool_use_id="t1", content="exit code: 1", is_error=True)]),
     ])
     assert "**Tool error** (t1)" in session.export_markdown()
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("{not json", "invalid JSON"),
+    ("[1, 2]", "a JSON list"),
+    ('{"version": 1, "messages": 5}', "not a valid saved session"),
+    ('{"version": "two", "id": "x"}', "invalid session file version"),
+])
+def test_a_corrupted_file_raises_a_typed_error_naming_it(tmp_path, content, why):
+    from alloy_nb.session import SessionFileError
+
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    with pytest.raises(SessionFileError, match=why) as info:
+        Session.load(path, provider=Scripted([]))
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, ConfigError)
+
+
+def test_save_during_a_background_run_is_consistent(tmp_path):
+    session = Session(provider=Scripted([Scripted.delay(0.3, "answer"), "more"]))
+    rid = session.send_message("question")
+    assert [m.text for m in session.messages] == ["question"]  # §7.3: at once, not racily
+    path = session.save(tmp_path / "mid.json")  # while running: up to the prompt
+    assert session.wait(rid, timeout=10).text == "answer"
+    loaded = Session.load(path, provider=Scripted(["resumed"]))
+    assert [m.text for m in loaded.messages] == ["question"]
+    assert loaded.health()["status"] == "idle"
+    assert loaded.chat().text == "resumed"  # continues from the saved prompt

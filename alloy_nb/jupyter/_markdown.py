@@ -140,7 +140,7 @@ def markdown_to_html(text: str) -> str:
             out.append(_table(rows))
             continue
         elif _UL.match(line) or _OL.match(line):
-            items = []
+            items: list[str] = []
             while i < len(lines) and lines[i].strip() and not _FENCE.match(lines[i]):
                 if items and not (_UL.match(lines[i]) or _OL.match(lines[i])) and (
                     _HEADING.match(lines[i]) or _QUOTE.match(lines[i])

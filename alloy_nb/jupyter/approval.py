@@ -61,7 +61,12 @@ class Approver:
 
         card = ApprovalCard(tool_name, code, decide)
         self.view.add(card.widget)
-        future.add_done_callback(lambda f: f.cancelled() and card._click(False))
+
+        def cancelled(f: asyncio.Future[bool]) -> None:
+            if f.cancelled():  # the run was stopped: the card must not wait for a click
+                card._click(False)
+
+        future.add_done_callback(cancelled)
         return future
 
 

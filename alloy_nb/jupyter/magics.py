@@ -63,6 +63,14 @@ class AlloyMagics(Magics):
     def has_controller(self) -> bool:
         return self._controller is not None
 
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        """The notebook namespace (``Magics.shell`` is typed optional; ours never is)."""
+        if self.shell is None:
+            raise RuntimeError("the alloy magics are not bound to a shell")
+        ns: dict[str, Any] = self.shell.user_ns
+        return ns
+
     @magic_arguments()
     @argument("-s", "--session", default=None,
               help="session name (default: 'default'); a Session variable of that name works")
@@ -114,7 +122,7 @@ class AlloyMagics(Magics):
             raise UsageError("%%alloy: the cell body is the prompt, and it is empty")
         if args.max_turns is not None and args.max_turns < 1:
             raise UsageError("--max-turns must be at least 1")
-        prompt = cell if args.no_interp else interpolate(cell, self.shell.user_ns)
+        prompt = cell if args.no_interp else interpolate(cell, self.user_ns)
         out = self.controller.ask(
             prompt.strip(), name=_unquote(args.session), background=args.background,
             stream=not args.no_stream, model=_unquote(args.model), tools=_unquote(args.tools),
@@ -123,7 +131,7 @@ class AlloyMagics(Magics):
         )
         if args.background:
             if args.output:
-                self.shell.user_ns[args.output] = out
+                self.user_ns[args.output] = out
                 return None
             return out
         return None
@@ -158,7 +166,7 @@ class AlloyMagics(Magics):
         if spec is None:
             print(f"provider: {c.default_provider_spec()}")
             return
-        value = self.shell.user_ns.get(spec)
+        value = self.user_ns.get(spec)
         if value is not None and spec.isidentifier() and hasattr(value, "complete"):
             print(f"provider: {c.set_provider(value)} (from variable {spec})")
         else:

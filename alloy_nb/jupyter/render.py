@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,19 @@ from alloy_nb.jupyter._markdown import _FENCE, close_open_fence, markdown_to_htm
 from alloy_nb.result import Result
 from alloy_nb.usage import Usage
 
-__all__ = ["Block", "Transcript", "close_open_fence", "markdown_to_html"]
+__all__ = ["Block", "Transcript", "close_open_fence", "markdown_to_html", "scrub_secrets"]
+
+_SECRET_NAME = re.compile(r"(API_?KEY|ACCESS_?KEY|SECRET|TOKEN|PASSWORD|PASSWD)", re.I)
+
+
+def scrub_secrets(text: str) -> str:
+    """Replace the values of secret-looking environment variables (``*_API_KEY``,
+    ``*_TOKEN``, ...) with ``[redacted]``: whatever a tool printed (``os.environ`` from
+    ``run_python``, a config dump), keys never reach widget state or the saved notebook."""
+    for name, value in os.environ.items():
+        if len(value) >= 12 and _SECRET_NAME.search(name) and value in text:
+            text = text.replace(value, "[redacted]")
+    return text
 
 # ---- the transcript: what one run has shown so far ------------------------------------
 
@@ -67,7 +81,7 @@ class Block:
         parts = [f"<div><b>arguments</b><pre>{args}</pre></div>"]
         if self.error:
             parts.append(f"<div><b>error</b><pre>{html.escape(self.error)}</pre></div>")
-        if self.result is not None:
+        if self.result is not None and self.result != self.error:  # not the error twice
             parts.append(f"<div><b>result</b><pre>{html.escape(_clip(self.result))}</pre></div>")
         return "".join(parts)
 
@@ -135,7 +149,7 @@ class Transcript:
         elif name == "done" and isinstance(payload, dict):
             if isinstance(payload.get("usage"), dict):
                 self._usage({"total": payload["usage"]})
-            self.turns = int(payload.get("turns") or self.turns)
+            self.turns = max(self.turns, int(payload.get("turns") or 0))
         elif name == "turn_end":
             self._freeze_live()
         elif name == "usage" and isinstance(payload, dict):
@@ -205,7 +219,8 @@ class Transcript:
         return None
 
     def _usage(self, p: dict[str, Any]) -> None:
-        raw = p.get("total") if isinstance(p.get("total"), dict) else p
+        total = p.get("total")
+        raw: dict[str, Any] = total if isinstance(total, dict) else p
         fields = {k: v for k, v in raw.items() if k in Usage.model_fields}
         try:
             usage = Usage(**fields)
@@ -229,7 +244,10 @@ class Transcript:
         self._freeze_live()
         if result is not None:
             self.result = result
-            self.status, self.turns, self.usage = result.status, result.turns, result.usage
+            self.status, self.usage = result.status, result.usage
+            # Result.turns counts completed turns; a stopped or failed run also ran the turn
+            # it was in (the footer showed it while streaming), so keep the larger count
+            self.turns = max(self.turns, result.turns)
             self.model = result.model or self.model
             self.error = result.error or self.error
             self._fill_tool_results(result)
@@ -304,21 +322,41 @@ class Transcript:
             parts.append(self.note)
         return " · ".join(parts)
 
-    def to_markdown(self) -> str:
-        """A static copy for saved notebooks, GitHub and nbconvert (thinking left out)."""
-        out: list[str] = []
+    def to_markdown(self, banner: str | None = None) -> str:
+        """A static copy for saved notebooks, GitHub and nbconvert (thinking left out).
+
+        ``banner`` (the offline-demo notice) comes first, so a saved notebook still says
+        that its replies were scripted when the widget is not drawn.
+        """
+        out: list[str] = [_quote(f"ⓘ {banner}")] if banner else []
         for b in self.blocks:
             if b.kind == "text" and b.cont and out:
                 out[-1] = close_open_fence(out[-1] + b.text)
             elif b.kind == "text" and b.text.strip():
                 out.append(close_open_fence(b.text))
             elif b.kind == "tool":
-                detail = f": {b.error}" if b.error else ""
-                out.append(f"> {b.tool_title()}{detail}")
+                detail = f"\n{_tail(b.error)}" if b.error else ""
+                out.append(_quote(f"{b.tool_title()}{detail}"))
             elif b.kind in ("notice", "error"):
-                out.append(f"> {b.text}")
+                out.append(_quote(b.text))
         out.append(f"---\n*{self.footer()}*")
-        return "\n\n".join(out)
+        return scrub_secrets("\n\n".join(out))
+
+
+def _quote(text: str) -> str:
+    """``text`` as a Markdown block quote that shows literally: every line quoted (blank
+    lines too, so the quote does not end early) and HTML escaped (``<module>`` in a
+    traceback would otherwise vanish as an unknown tag)."""
+    lines = html.escape(text, quote=False).splitlines() or [""]
+    return "\n".join(f"> {line}".rstrip() for line in lines)
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    """The end of an error (a traceback's last lines name the exception), clipped."""
+    parts = text.strip().splitlines()
+    kept = parts[-lines:]
+    head = [f"… ({len(parts) - lines} lines above not shown)"] if len(parts) > lines else []
+    return _clip("\n".join(head + kept), 2000)
 
 
 def _get(event: Any, key: str) -> Any:

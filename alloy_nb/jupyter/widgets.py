@@ -11,7 +11,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-from alloy_nb.jupyter.render import Block, Transcript, markdown_to_html
+from alloy_nb.jupyter.render import Block, Transcript, markdown_to_html, scrub_secrets
 
 __all__ = ["ApprovalCard", "ChatView", "RunView"]
 
@@ -70,6 +70,7 @@ class RunView:
             self._hint = _new(w.HTML, "alloy-hint", value=_FOOTER.format(_BLOCKING_HINT))
             controls.append(self._hint)
         self._controls = _new(w.HBox, "alloy-controls", children=controls)
+        self.banner = banner
         top: list[Any] = []
         if banner:
             top.append(_new(w.HTML, "alloy-banner", value=_banner_html(banner)))
@@ -138,6 +139,11 @@ class RunView:
 
     @staticmethod
     def _html(block: Block) -> str:
+        """A block's HTML; secret values from the environment never reach widget state."""
+        return scrub_secrets(RunView._raw_html(block))
+
+    @staticmethod
+    def _raw_html(block: Block) -> str:
         if block.kind == "text":
             return _MD.format(markdown_to_html(block.text))
         if block.kind == "thinking":
@@ -161,7 +167,10 @@ class RunView:
         """Display the view once, as a raw bundle with a display id to update at the end."""
         from IPython.display import display
 
-        handle = display(self.bundle("*(streaming…)*"), raw=True, display_id=True)
+        first = "*(streaming…)*"
+        if self.banner:  # a run killed mid-stream still says its replies were scripted
+            first = f"> ⓘ {self.banner}\n\n{first}"
+        handle = display(self.bundle(first), raw=True, display_id=True)
         self.display_id = getattr(handle, "display_id", None)
 
     def finalize(self) -> None:
@@ -171,7 +180,7 @@ class RunView:
         if self.display_id is not None:
             from IPython.display import update_display
 
-            update_display(self.bundle(self.transcript.to_markdown()), raw=True,
+            update_display(self.bundle(self.transcript.to_markdown(self.banner)), raw=True,
                            display_id=self.display_id)
 
     def resend(self) -> None:
@@ -202,7 +211,7 @@ class ApprovalCard:
         w = _w()
         self._decide = decide
         head = w.HTML(f"<b>{html.escape(tool_name)}</b> wants to run:"
-                      f"<pre>{html.escape(code)}</pre>")
+                      f"<pre>{scrub_secrets(html.escape(code))}</pre>")
         self.approve = _new(w.Button, "alloy-approve", description="Approve",
                             button_style="success", icon="check")
         self.deny = _new(w.Button, "alloy-deny", description="Deny", button_style="warning",
@@ -259,7 +268,7 @@ class ChatView:
         w = _w()
         label = "🧑 You" if role == "user" else "🤖 Assistant"
         item = _new(w.HTML, f"alloy-{role}",
-                    value=f"<b>{label}</b>" + _MD.format(markdown_to_html(text)))
+                    value=scrub_secrets(f"<b>{label}</b>" + _MD.format(markdown_to_html(text))))
         self.transcript.children = (*self.transcript.children, item)
 
     def submit(self) -> None:

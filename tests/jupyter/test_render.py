@@ -144,3 +144,22 @@ def test_missing_variable_is_named() -> None:
 def test_big_values_are_capped() -> None:
     out = interpolate("{big}", {"big": "x" * 50_000})
     assert len(out) < 5000 and "more characters not shown" in out
+
+
+def test_turns_shown_after_a_stop_or_failure_are_the_turns_that_ran() -> None:
+    t = Transcript()
+    _feed(t, ("turn_start", {"model": "m"}), ("text_delta", "half an answ"))
+    t.finish(Result(text="", status="cancelled", turns=0, error="cancelled"))
+    assert "turns 1" in t.footer() and "⏹ interrupted" in t.footer()
+    done = Transcript()
+    _feed(done, ("turn_start", {}), ("done", {"status": "error", "turns": 0}))
+    assert done.turns == 1
+
+
+def test_markdown_banner_and_quoted_errors() -> None:
+    t = Transcript()
+    _feed(t, ("text_delta", "hi"))
+    t.finish(Result(text="hi", status="error", turns=1, error="bad <thing>\n\nsecond"))
+    md = t.to_markdown(banner="Offline demo provider: replies are scripted")
+    assert md.startswith("> ⓘ Offline demo provider: replies are scripted\n\nhi")
+    assert "> ✗ bad &lt;thing&gt;\n>\n> second" in md

@@ -223,3 +223,84 @@ def test_no_api_key_in_widget_state_outputs_or_errors(shell, published, monkeypa
     assert "401" in view._body.children[-1].value and "alloy-error" in state
     for text in everything:
         assert secret not in text and "SECRETSECRET" not in text
+
+
+def test_markdown_copy_says_demo_replies_were_scripted(shell, published) -> None:
+    run(shell, "%alloy provider demo")
+    run(shell, "%%alloy -o r\nWhat is 2+2?\n")  # via the magic
+    first, last = published[0]["data"]["text/markdown"], published[-1]["data"]["text/markdown"]
+    assert first.startswith("> ⓘ Offline demo provider") and "*(streaming…)*" in first
+    assert last.startswith("> ⓘ Offline demo provider: replies are scripted")
+    assert "**4**" in last and "✓ completed" in last
+    published.clear()
+    J.controller(shell).ask("What is 3*3?")  # via the API
+    assert "Offline demo provider" in published[-1]["data"]["text/markdown"]
+
+
+def test_markdown_copy_of_a_failed_run_reads_well(shell, published) -> None:
+    _use(shell, Scripted.error("HTTP 502 from <proxy>\n\nupstream said: try later"))
+    failed = shell.run_cell("%%alloy -o bad\nq\n")
+    assert failed.error_in_exec is not None
+    md = published[-1]["data"]["text/markdown"]
+    assert "> ✗ HTTP 502 from &lt;proxy&gt;\n>\n> upstream said: try later" in md
+    assert "✗ error" in md.rsplit("---", 1)[1]
+
+
+def test_tool_exception_is_a_red_card_not_a_traceback(shell, published) -> None:
+    from alloy_nb import tool
+    from alloy_nb.tools.notebook import RunPython
+
+    @tool
+    def explode(x: int) -> str:
+        """Explodes."""
+        raise ValueError("kaboom")
+
+    session = Session(provider=Scripted([
+        Scripted.tool_calls(("explode", {"x": 1})),
+        Scripted.tool_calls(("run_python", {"code": "1/0"})), "done"]),
+        tools=[explode, RunPython()],
+        context={"namespace": shell.user_ns, "allow_run_python": True})
+    shell.user_ns["boomy"] = session
+    with capture_output(display=False) as cap:
+        run(shell, "%%alloy -s boomy -o r\nq\n")
+    assert cap.stderr == "" and "Traceback" not in cap.stdout
+    view = J.controller(shell).views["boomy"]
+    boom, zero, _text = view._body.children
+    for card, message in ((boom, "ValueError: kaboom"), (zero, "ZeroDivisionError")):
+        assert "alloy-tool-error" in _classes(card) and "✗ error" in card.titles[0]
+        assert card.children[0].value.count(message) == 1  # shown once, as the error
+    md = published[-1]["data"]["text/markdown"]
+    assert "> 🔧 explode ✗ error" in md and "> ZeroDivisionError: division by zero" in md
+    assert "&lt;module&gt;" in md  # the traceback's <module> lines stay visible
+    assert shell.user_ns["r"].status == "completed"
+
+
+def test_footer_after_stop_counts_the_turn_that_ran(shell, published) -> None:
+    _use(shell, Scripted.reply("slow " * 2000), chunk_size=2, chunk_delay=0.005)
+    handle = run(shell, "%%alloy --background\nq\n")
+    time.sleep(0.3)
+    assert "turns 1" in handle.view.footer.value
+    handle.view.stop_button.click()
+    result = handle.result(timeout=5)
+    assert result.status == "cancelled"
+    assert "turns 1" in handle.view.footer.value and "⏹ interrupted" in handle.view.footer.value
+    assert "turns 1" in published[-1]["data"]["text/markdown"]
+
+
+def test_a_key_printed_by_a_tool_never_reaches_widget_state(shell, published,
+                                                           monkeypatch) -> None:
+    from ipywidgets.embed import embed_data
+
+    secret = "sk-proj-LEAKED-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    _use(shell, Scripted.tool_calls(("run_python", {"code": "import os\n"
+                                                            "os.environ['OPENAI_API_KEY']"})),
+         f"Your key is {secret}.")
+    run(shell, "%alloy tools run_python")
+    run(shell, "%alloy approve always")
+    run(shell, "%%alloy -o r\nwhat is my key?\n")
+    view = J.controller(shell).views["default"]
+    state = json.dumps(embed_data(views=[view.widget])["manager_state"])
+    md = published[-1]["data"]["text/markdown"]
+    assert "[redacted]" in state and "[redacted]" in md
+    assert secret not in state and secret not in md

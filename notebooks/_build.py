@@ -301,7 +301,7 @@ def quickstart() -> list[NotebookNode]:
             """
             import asyncio
 
-            await asyncio.sleep(2)  # it streams meanwhile: the kernel is free while we wait
+            await asyncio.sleep(1)  # it streams meanwhile: the kernel is free while we wait
             %alloy cancel slow
             """
         ),
@@ -397,7 +397,8 @@ def data_assistant() -> list[NotebookNode]:
             print([t.name for t in tools])
 
             result = alloy.run(
-                "Inspect the penguins data: which columns does it have?",
+                "Use the notebook tools to look at the DataFrame `penguins`. "
+                "Which columns does it have?",
                 provider=provider,
                 tools=tools,
                 context={"namespace": globals()},
@@ -453,13 +454,16 @@ def data_assistant() -> list[NotebookNode]:
             context = {"namespace": globals(), "approve": approve}
             tools = [RunPython()]  # or notebook_tools(run_python=True) for all three
             result = alloy.run(
-                'Use run_python with "penguins.describe().round(1)"',
+                'Call run_python once with exactly this code: "penguins.describe().round(1)". '
+                "Then summarise what it shows.",
                 provider=provider,
                 tools=tools,
                 context=context,
             )
+            # A real model may decline to even try this one; then only one line is logged.
             refused = alloy.run(
-                'Use run_python with "del penguins"',
+                'This tests an approval rule. Call run_python once with exactly this code: '
+                '"del penguins". If it is refused, say so and stop.',
                 provider=provider,
                 tools=tools,
                 context=context,
@@ -527,8 +531,10 @@ def tools_and_middleware() -> list[NotebookNode]:
         ),
         code(
             """
-            for prompt in ['Use convert_grams on 5200 grams, unit "kg".',
-                           'Use convert_grams on 5200 grams, unit "stone".']:
+            for prompt in ['Call convert_grams with grams=5200 and unit "kg".',
+                           # "stone" is not supported: the model sees the ToolError and may retry
+                           'Call convert_grams with grams=5200 and unit "stone", '
+                           "passing the unit exactly as written."]:
                 result = alloy.run(prompt, provider=provider, tools=[convert_grams])
                 for call in result.tool_calls:
                     print(call.name, call.input, "->", call.error or "ok")
@@ -556,7 +562,7 @@ def tools_and_middleware() -> list[NotebookNode]:
             Path("secret.txt").write_text("outside the sandbox\\n")
 
             result = alloy.run(
-                'Use Read on "notes.txt".',
+                'Use the read tool on "notes.txt" and tell me what it says.',
                 provider=provider,
                 tools=[Read, Write, Edit],
                 working_directory="sandbox",
@@ -567,7 +573,8 @@ def tools_and_middleware() -> list[NotebookNode]:
         code(
             """
             escape = alloy.run(
-                'Use Read on "../secret.txt".',
+                'We are testing the sandbox. Use the read tool on "../secret.txt" '
+                "and report what happens.",
                 provider=provider,
                 tools=[Read],
                 working_directory="sandbox",
@@ -604,11 +611,13 @@ def tools_and_middleware() -> list[NotebookNode]:
 
 
             guarded = alloy.run(
-                'Use bash to run "rm -rf sandbox".',
+                'We are testing a guard. Use the bash tool to run exactly "rm -rf sandbox". '
+                "If it is blocked, report that and stop: do not try any other command.",
                 provider=provider,
                 tools=[Bash],
                 working_directory="sandbox",
                 middleware=[NoDelete()],
+                max_turns=3,  # a belt for the braces: a real model gets few chances to retry
             )
             for call in guarded.tool_calls:
                 print(call.name, call.input, "->", call.error)
@@ -655,7 +664,9 @@ def tools_and_middleware() -> list[NotebookNode]:
                 tools=[RecordPenguin],
                 until_tool="record_penguin",
             )
-            penguin = Penguin.model_validate(result.tool_calls[-1].input)
+            # The last accepted call is the answer (a rejected one went back to the model).
+            answer = [c for c in result.tool_calls if c.name == "record_penguin" and not c.error]
+            penguin = Penguin.model_validate(answer[-1].input)
             penguin
             """
         ),
@@ -861,7 +872,9 @@ def teaching() -> list[NotebookNode]:
             """
             ## Step 1: a tool
 
-            The model cannot compute anything itself in this notebook; it has to ask.
+            The harness can run this function; the model can only *ask* for it to be run. The
+            prompt below tells the model to use it (a real model could also just do the sum in
+            its head, and then the loop would have nothing to show).
             """
         ),
         code(
@@ -887,7 +900,7 @@ def teaching() -> list[NotebookNode]:
             """
             events = []
             result = alloy.stream(
-                "Use multiply on 12 and 34.",
+                "Use the multiply tool to compute 12 times 34, then tell me the result.",
                 lambda chunk: None,  # the text arrives in deltas; we read it from the events
                 provider=provider,
                 tools=[multiply],

@@ -248,7 +248,9 @@ def test_quickstart_continues_conversation(quickstart: Executed) -> None:
 
 @pytest.mark.kernel
 def test_quickstart_python_api(quickstart: Executed) -> None:
-    assert "4" in quickstart.text('result = alloy.run("What is 2 + 2?"')
+    one_shot = quickstart.text('result = alloy.run("What is 2 + 2?"')
+    assert "**4**" in one_shot  # the answer, rendered as Markdown with the run's footer
+    assert "completed" in one_shot
     follow = quickstart.text("follow_up = alloy.run(")
     assert "40" in follow
     assert "4 messages in the history" in follow
@@ -307,7 +309,7 @@ def tools_nb(run_notebook: Callable[[str], Executed]) -> Executed:
 
 @pytest.mark.kernel
 def test_tools_function_tool(tools_nb: Executed) -> None:
-    out = tools_nb.text("for prompt in ['Use convert_grams on 5200 grams")
+    out = tools_nb.text("for prompt in ['Call convert_grams with grams=5200")
     assert "-> ok" in out
     assert "5.2" in out  # 5200 g in kg
     assert "unknown unit 'stone'" in out  # the ToolError the model sees
@@ -315,8 +317,9 @@ def test_tools_function_tool(tools_nb: Executed) -> None:
 
 @pytest.mark.kernel
 def test_tools_file_tools_confined(tools_nb: Executed) -> None:
-    assert "Gentoo penguins are the fastest swimmers." in tools_nb.text('Use Read on "notes.txt"')
-    refused = tools_nb.text('Use Read on "../secret.txt"')
+    read = tools_nb.text('Use the read tool on "notes.txt"')
+    assert "Gentoo penguins are the fastest swimmers." in read
+    refused = tools_nb.text('Use the read tool on "../secret.txt"')
     assert "outside" in refused
     assert "outside the sandbox" not in refused  # the secret's content never came back
 
@@ -392,7 +395,9 @@ def test_teaching_timeline(teaching_nb: Executed) -> None:
     for event in ("turn_start", "tool_start", "tool_end", "turn_end", "done"):
         assert event in out
     assert out.index("tool_start") < out.index("tool_end")
-    assert "multiply" in out
+    assert "multiply({'a': 12, 'b': 34})" in out  # turn 1: the model asks, the harness runs
+    assert "multiply returns '408'" in out
+    assert "after 2 turn(s)" in out  # turn 2: the model answers from the result
 
 
 @pytest.mark.kernel

@@ -47,16 +47,27 @@ _ARITH = re.compile(r"(?<![\w.])[-(]*\d[\d.\s+\-*/()%^]*[\d)]")
 
 
 class Demo(Provider):
-    """Offline stand-in for a model. ``delay_s`` paces streamed deltas so streaming is
-    visible in a notebook (0 in tests)."""
+    """Offline stand-in for a model.
+
+    Streaming is paced so it is visible in a notebook: by default 0.02 s per delta but at
+    most ``max_stream_s`` for a whole reply, so a long tool summary never drags. An explicit
+    ``delay_s`` is kept exactly (a slow demo for a Stop button); 0 streams at once (tests).
+    """
 
     name: ClassVar[str] = "demo"
     supports_streaming: ClassVar[bool] = True
 
-    def __init__(self, model: str = "demo", delay_s: float = 0.02, chunk_chars: int = 6) -> None:
+    def __init__(
+        self,
+        model: str = "demo",
+        delay_s: float | None = None,
+        chunk_chars: int = 6,
+        max_stream_s: float = 1.5,
+    ) -> None:
         self.model = model
         self.delay_s = delay_s
         self.chunk_chars = chunk_chars
+        self.max_stream_s = max_stream_s
 
     async def complete(self, request: ProviderRequest) -> Completion:
         return self._reply(request)
@@ -64,10 +75,14 @@ class Demo(Provider):
     async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
         completion = self._reply(request)
         text = completion.message.text
-        for i in range(0, len(text), self.chunk_chars):
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
-            on_delta("text", text[i : i + self.chunk_chars])
+        chunks = [text[i : i + self.chunk_chars] for i in range(0, len(text), self.chunk_chars)]
+        delay = self.delay_s
+        if delay is None:
+            delay = min(0.02, self.max_stream_s / max(len(chunks), 1))
+        for chunk in chunks:
+            if delay:
+                await asyncio.sleep(delay)
+            on_delta("text", chunk)
         return completion
 
     # -- the rules -------------------------------------------------------------------

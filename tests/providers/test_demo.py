@@ -124,3 +124,20 @@ def test_optional_arguments_named_in_the_prompt_are_filled() -> None:
         'Use convert on 5200 grams, unit "stone".', provider=Demo(delay_s=0), tools=[convert]
     )
     assert result.tool_calls[0].input == {"grams": 5200.0, "unit": "stone"}
+
+
+def test_default_pacing_is_capped_but_an_explicit_delay_is_kept() -> None:
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    from unittest import mock
+
+    request = ProviderRequest(messages=[user("Tell me about notebooks")])
+    with mock.patch("alloy_nb.providers.demo.asyncio.sleep", fake_sleep):
+        asyncio.run(Demo(max_stream_s=1.5).stream(request, lambda kind, text: None))
+        assert 0 < sum(sleeps) <= 1.5 + 1e-9
+        sleeps.clear()
+        asyncio.run(Demo(delay_s=0.2).stream(request, lambda kind, text: None))
+        assert set(sleeps) == {0.2} and len(sleeps) > 10

@@ -60,9 +60,20 @@ def loop_thread_running() -> bool:
     return _thread is not None and threading.current_thread() is _thread
 
 
+class _Escaped(Exception):
+    """Carries a ``SystemExit``/``KeyboardInterrupt`` raised by the coroutine back to the
+    blocked caller, instead of letting it stop the shared loop thread."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.exc = exc
+
+
 async def _tracked(coro: Coroutine[Any, Any, T], finished: threading.Event) -> T:
     try:
         return await coro
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _Escaped(exc) from None
     finally:
         finished.set()
 
@@ -74,7 +85,9 @@ def run_sync(
 
     On ``KeyboardInterrupt`` while blocking, the coroutine is cancelled, given up to
     ``CANCEL_GRACE_S`` to finish its cleanup (so history and usage are consistent), and
-    the interrupt is re-raised.
+    the interrupt is re-raised. A ``SystemExit``/``KeyboardInterrupt`` raised *by* the
+    coroutine (user code on the loop thread) is re-raised here, in the caller's thread;
+    the shared loop thread keeps running.
     """
     if loop_thread_running():
         if asyncio.iscoroutine(aw):
@@ -85,14 +98,25 @@ def run_sync(
         )
     coro = aw if asyncio.iscoroutine(aw) else aw()  # type: ignore[operator]
     loop = _background_loop()
+    thread = _thread
     finished = threading.Event()
     future = asyncio.run_coroutine_threadsafe(_tracked(coro, finished), loop)
     try:
-        # A short poll keeps the wait interruptible everywhere (Windows included).
+        # A short poll keeps the wait interruptible everywhere (Windows included), and
+        # notices a loop thread that died anyway (another task on it raised SystemExit),
+        # which would otherwise leave us waiting forever.
         while not future.done():
             concurrent.futures.wait([future], timeout=0.25)
+            if not future.done() and thread is not None and not thread.is_alive():
+                raise RuntimeError(
+                    "alloy_nb's event-loop thread stopped (SystemExit raised by other code "
+                    "running on it); the run was abandoned"
+                )
     except KeyboardInterrupt:
         future.cancel()
         finished.wait(CANCEL_GRACE_S)
         raise
-    return future.result()
+    try:
+        return future.result()
+    except _Escaped as escaped:  # re-raise in the caller's thread, where it belongs
+        raise escaped.exc from None

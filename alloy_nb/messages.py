@@ -178,7 +178,7 @@ def repair_history(messages: Sequence[Message]) -> list[Message]:
     out: list[Message] = []
     pending: list[str] = []  # tool_use ids of the last assistant message awaiting results
 
-    def close_pending(into: list[Block]) -> list[Block]:
+    def close_pending(into: Sequence[Block]) -> list[Block]:
         """Results for every pending call, in call order; missing ones become errors."""
         have = {b.tool_use_id: b for b in into if isinstance(b, ToolResultBlock)}
         return [
@@ -211,7 +211,7 @@ def repair_history(messages: Sequence[Message]) -> list[Message]:
                     kept.append(b)
             if pending:
                 # results first, in call order, then any other user content
-                others = [b for b in kept if not isinstance(b, ToolResultBlock)]
+                others: list[Block] = [b for b in kept if not isinstance(b, ToolResultBlock)]
                 kept = close_pending(kept) + others
             pending = []
             if not kept:

@@ -44,13 +44,14 @@ class Usage(BaseModel):
 
     def merge(self, raw: dict[str, Any]) -> Usage:
         """Add a provider's usage mapping; missing keys count as 0."""
+        def count(key: str) -> int:
+            return int(raw.get(key) or 0)
+
         return self + Usage(
-            **{k: int(raw.get(k) or 0) for k in (
-                "input_tokens",
-                "output_tokens",
-                "cache_read_input_tokens",
-                "cache_creation_input_tokens",
-            )}
+            input_tokens=count("input_tokens"),
+            output_tokens=count("output_tokens"),
+            cache_read_input_tokens=count("cache_read_input_tokens"),
+            cache_creation_input_tokens=count("cache_creation_input_tokens"),
         )
 
     def with_cost(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -240,3 +241,29 @@ def test_prompt_validation() -> None:
 def test_result_renders_and_repr() -> None:
     r = alloy.run("hi", provider=Scripted(["**bold**"]))
     assert "**bold**" in r._repr_markdown_() and "completed" in repr(r)
+
+
+def test_system_exit_on_the_loop_thread_reaches_the_caller_and_the_loop_survives() -> None:
+    """sys.exit() in a middleware (or callback) runs on the private loop thread; it used to
+    kill that thread and leave run() waiting forever. Now it is re-raised in the caller."""
+
+    def exits(hook: str, state: AgentState) -> AgentState:
+        if hook == "before_completion":
+            raise SystemExit(3)
+        return state
+
+    raised: list[BaseException] = []
+
+    def caller() -> None:  # a thread, so the old behaviour (hang) fails fast
+        try:
+            alloy.run("go", provider=Scripted(["never"]), middleware=[exits])
+        except BaseException as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=caller, daemon=True)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive(), "run() hung after SystemExit on the loop thread"
+    assert isinstance(raised[0], SystemExit) and raised[0].code == 3
+    assert alloy.run("again", provider=Scripted(["fine"])).text == "fine"  # same loop thread
+    assert _sync._thread is not None and _sync._thread.is_alive()

@@ -182,6 +182,7 @@ def _resolve_provider(spec: Any) -> Any:
             f"cannot use {spec!r} as a provider: pass a provider instance, a provider "
             "class, a (class, {config}) pair or a string like 'anthropic:MODEL'"
         )
+    resolve: Callable[[Any], Provider] | None
     try:
         from alloy_nb.providers import resolve
     except ImportError:

@@ -8,10 +8,13 @@ nothing here ends the run except a ``Halt`` from ``before_tool_call``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from alloy_nb.errors import ToolError
@@ -22,7 +25,7 @@ from alloy_nb.result import ToolCall
 from alloy_nb.state import AgentState
 from alloy_nb.tools.base import ToolResult
 
-__all__ = ["execute_tools", "tool_context", "truncate_result"]
+__all__ = ["ToolExit", "execute_tools", "in_daemon_thread", "tool_context", "truncate_result"]
 
 log = logging.getLogger("alloy_nb")
 
@@ -34,6 +37,14 @@ class _TimedOut(Exception):
     """The tool outlived ``tool_timeout_ms``."""
 
 
+class ToolExit(Exception):
+    """A tool raised ``SystemExit`` (argparse does on bad arguments), or ``KeyboardInterrupt``
+    in its worker thread; reported to the model as a crash instead of killing the loop."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+
+
 def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a detached task's exception as seen (no 'never retrieved' noise)."""
     if not task.cancelled():
@@ -41,8 +52,14 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 
 def tool_context(config: Any, state: AgentState) -> dict[str, Any]:
-    """The mapping tools receive: config context, then state context, then the cwd."""
-    return {**config.context, **state.context, "working_directory": config.working_directory}
+    """The mapping tools receive: config context, then state context, then the run's
+    ``working_directory`` and ``tool_timeout_ms`` (so a tool such as Bash can stop itself
+    just before the executor would, and keep its partial output)."""
+    return {
+        **config.context, **state.context,
+        "working_directory": config.working_directory,
+        "tool_timeout_ms": config.tool_timeout_ms,
+    }
 
 
 def truncate_result(text: str, limit: int | None) -> str:
@@ -55,14 +72,57 @@ def truncate_result(text: str, limit: int | None) -> str:
     return f"{text[:head]}\n\n[... {cut} characters truncated ...]\n\n{text[-tail:]}"
 
 
+def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
+    if future.done():  # the run gave up on this call (timeout, cancellation)
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)
+
+
+async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` on a fresh daemon thread and await its outcome.
+
+    Not ``asyncio.to_thread``: a sync tool that never returns would hold a slot of the
+    loop's default executor forever, and ``asyncio.run`` (or interpreter exit) waits for
+    that executor, so one stuck tool would hang the caller after the run had ended. A
+    daemon thread is simply abandoned. ``SystemExit``/``KeyboardInterrupt`` raised in
+    the thread arrive as ``ToolExit`` (a plain exception) so they cannot stop the loop.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    ctx = contextvars.copy_context()
+
+    def work() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = ctx.run(fn, *args)
+        except Exception as exc:
+            error = exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: not the loop's to die of
+            error = ToolExit(exc)
+            error.__cause__ = exc
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, future, value, error)
+
+    name = f"alloy_nb-tool-{getattr(fn, '__qualname__', 'call')}"
+    threading.Thread(target=work, name=name[:60], daemon=True).start()
+    return await future
+
+
 async def _invoke(tool: Any, args: dict[str, Any], context: dict[str, Any]) -> Any:
     execute = tool.execute
-    if inspect.iscoroutinefunction(execute):
-        out = await execute(args, context)
-    else:
-        out = await asyncio.to_thread(execute, args, context)  # never block the loop
-    if inspect.isawaitable(out):
-        out = await out
+    try:
+        if inspect.iscoroutinefunction(execute):
+            out = await execute(args, context)
+        else:
+            out = await in_daemon_thread(execute, args, context)  # never block the loop
+        if inspect.isawaitable(out):
+            out = await out
+    except SystemExit as exc:  # in a task it would be re-raised out of the event loop
+        raise ToolExit(exc) from exc
     return out
 
 
@@ -148,6 +208,8 @@ class _Batch:
             )
         except ToolError as exc:
             result = ToolResult(content=str(exc), is_error=True)
+        except ToolExit as exc:
+            result = ToolResult(content=f"Tool crashed: {exc}", is_error=True)
         except Exception as exc:
             log.debug("tool %r raised", call.name, exc_info=True)  # the model and the UI see it
             result = ToolResult(

@@ -77,6 +77,7 @@ class _Loop:
         self.emitter = emitter
         self.streaming = streaming
         self.on_chunk = on_chunk
+        self.unpriced_warned = False
         self.deadline = time.monotonic() + config.timeout_ms / 1000 - DEADLINE_HEADROOM_S
         state.config = config
         if config.context:
@@ -181,6 +182,14 @@ class _Loop:
         state.model = model
         priced = _price(completion.usage, model, config.model_metadata_overrides)
         state.usage = state.usage + priced
+        if not priced.priced and config.max_budget_cents is not None and not self.unpriced_warned:
+            self.unpriced_warned = True  # otherwise the guard silently never fires
+            log.warning(
+                "max_budget_cents=%s cannot be enforced for model %r: its price is unknown, "
+                "so its tokens add nothing to the estimated cost (add a price with "
+                "model_metadata_overrides, or use max_turns to bound the run)",
+                config.max_budget_cents, model,
+            )
         self.emitter.emit("usage", {
             "usage": priced.model_dump(), "total": state.usage.model_dump(), "model": model,
         }, turn=state.turn)

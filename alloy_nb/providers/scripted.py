@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from alloy_nb.errors import ProviderError, ScriptExhausted
-from alloy_nb.messages import Block, Message, TextBlock, ThinkingBlock, ToolUseBlock
+from alloy_nb.messages import (
+    Block,
+    Message,
+    TextBlock,
+    ThinkingBlock,
+    ToolUseBlock,
+    assistant,
+)
 from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
 from alloy_nb.usage import Usage
 
@@ -193,7 +200,7 @@ class Scripted(Provider):
         if isinstance(entry, str):
             completion = Completion(
                 stop_reason="end_turn",
-                message=Message(role="assistant", content=entry),
+                message=assistant(entry),
                 usage=_usage(self.usage),
                 raw_stop_reason="end_turn",
             )

@@ -210,7 +210,16 @@ def test_sync_tools_run_in_a_worker_thread_with_context() -> None:
 def test_tool_context_merges_state_over_config() -> None:
     config = AgentConfig.from_options(provider=Scripted(), context={"a": 1, "b": 1})
     state = AgentState(context={"b": 2})
-    assert tool_context(config, state) == {"a": 1, "b": 2, "working_directory": "."}
+    assert tool_context(config, state) == {
+        "a": 1, "b": 2, "working_directory": ".", "tool_timeout_ms": 120_000}
+
+
+def test_tool_context_tells_tools_the_executor_timeout() -> None:
+    """Tools (Bash) read ``tool_timeout_ms`` from the context to stop before the executor
+    does; the loop used to leave it out, so that cap never applied."""
+    config = AgentConfig.from_options(provider=Scripted(), tool_timeout_ms=900,
+                                      context={"tool_timeout_ms": 5})
+    assert tool_context(config, AgentState())["tool_timeout_ms"] == 900
 
 
 def test_max_result_chars_keeps_head_and_tail() -> None:
@@ -266,3 +275,72 @@ def test_halt_before_tool_call_aborts_batch_without_events() -> None:
 def test_empty_input_is_a_dict(n: int) -> None:
     blocks, _ = execute([call("echo", None, str(i)) for i in range(n)], tools=[Echo])
     assert [b.content for b in blocks] == [""] * n
+
+
+def test_a_stuck_sync_tool_does_not_hang_the_callers_event_loop() -> None:
+    """A sync tool that never returns is abandoned after tool_timeout_ms; it used to sit in
+    the loop's default executor, and asyncio.run() waited for it after the run ended."""
+    release = threading.Event()
+
+    class Stuck(Tool):
+        name = "stuck"
+        description = "Blocks its thread"
+
+        def execute(self, input: dict[str, Any], context: Any) -> str:
+            release.wait(10)
+            return "late"
+
+    try:
+        t0 = time.monotonic()
+        [block], _ = execute([call("stuck")], tools=[Stuck], tool_timeout_ms=100)
+        assert time.monotonic() - t0 < 3  # asyncio.run returned without joining the thread
+        assert block.content == "Tool execution crashed: timeout after 100 ms"
+    finally:
+        release.set()
+
+
+def test_sync_tools_run_on_daemon_threads_and_keep_contextvars() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    class Where(Tool):
+        name = "where"
+        description = "Reports its thread"
+
+        def execute(self, input: dict[str, Any], context: Any) -> str:
+            return f"{threading.current_thread().daemon}|{var.get()}"
+
+    async def go() -> Any:
+        var.set("set")
+        config = AgentConfig.from_options(provider=Scripted(), tools=[Where])
+        return await execute_tools([call("where")], config, AgentState(config=config),
+                                   Emitter("c"), turn=1)
+
+    [block], _ = asyncio.run(go())
+    assert block.content == "True|set"
+
+
+def test_system_exit_in_a_tool_is_an_error_result_not_the_end_of_the_loop() -> None:
+    """argparse calls sys.exit() on bad arguments; in a worker thread or an async tool that
+    used to escape the executor and stop the event loop (run() then hung forever)."""
+    import argparse
+
+    def cli(args: str) -> str:
+        """Parse a command line."""
+        parser = argparse.ArgumentParser(prog="cli", add_help=False)
+        parser.add_argument("--n", type=int, required=True)
+        return str(parser.parse_args(args.split()).n)
+
+    class AsyncExit(Tool):
+        name = "async_exit"
+        description = "Exits"
+
+        async def execute(self, input: dict[str, Any], context: Any) -> str:
+            raise SystemExit(3)
+
+    blocks, _ = execute([call("cli", {"args": "--x"}, "1"), call("cli", {"args": "--n 2"}, "2"),
+                         call("async_exit", {}, "3")], tools=[as_tool(cli), AsyncExit])
+    assert [b.content for b in blocks] == [
+        "Tool crashed: SystemExit: 2", "2", "Tool crashed: SystemExit: 3"]
+    assert [b.is_error for b in blocks] == [True, False, True]

@@ -348,6 +348,22 @@ def test_budget_exceeded_is_checked_at_turn_start() -> None:
     assert "Budget exceeded" in state.error
 
 
+def test_budget_with_an_unpriced_model_warns_once_instead_of_silently_never_firing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    replies = [Scripted.tool_calls(("echo", {"text": "x"}), usage=(1_000_000, 0))] * 3
+    with caplog.at_level("WARNING", logger="alloy_nb"):
+        state = loop([*replies, "done"], max_budget_cents=1)  # model "scripted": no price
+    assert state.status == "completed" and not state.usage.priced
+    warnings = [r for r in caplog.records if "max_budget_cents" in r.getMessage()]
+    assert len(warnings) == 1 and "'scripted'" in warnings[0].getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="alloy_nb"):
+        loop(["done"])  # no budget: nothing to warn about
+        loop(Scripted(["done"], model="claude-sonnet-4-6"), max_budget_cents=1)  # priced
+    assert not [r for r in caplog.records if "max_budget_cents" in r.getMessage()]
+
+
 def test_until_tool_continues_until_called() -> None:
     provider = Scripted(["I think I'm done", Scripted.tool_calls(("submit", {"answer": "42"})),
                          "Submitted."])

@@ -81,7 +81,10 @@ def test_effective_timeout() -> None:
     assert effective_timeout({"timeout": 60_000}, {}) == 60_000
     assert effective_timeout({"timeout": 10**9}, {}) == MAX_TIMEOUT_MS == 600_000
     assert effective_timeout({"timeout": 0}, {}) == DEFAULT_TIMEOUT_MS
-    assert effective_timeout({"timeout": 60_000}, {"tool_timeout_ms": 30_000}) == 30_000
+    # kept just under the executor's timeout, so Bash (not the executor) ends the command
+    assert effective_timeout({"timeout": 60_000}, {"tool_timeout_ms": 30_000}) == 29_750
+    assert effective_timeout({"timeout": 60_000}, {"tool_timeout_ms": 800}) == 720
+    assert effective_timeout({"timeout": 500}, {"tool_timeout_ms": 30_000}) == 500
     with pytest.raises(ToolError, match="timeout must be an integer"):
         effective_timeout({"timeout": "soon"}, {})
 
@@ -190,3 +193,43 @@ def test_custom_executor_output_is_capped(tmp_path: Path) -> None:
 
     out = _bash(tmp_path, "x", context={"bash_executor": chatty})
     assert "... [truncated 5 bytes] ..." in out
+
+
+def test_tool_timeout_ms_of_the_run_ends_the_command_with_its_partial_output(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Through the loop, a run's tool_timeout_ms below the command's timeout: Bash stops the
+    command itself and reports its output. It used to never see tool_timeout_ms, lose the
+    race to the executor, and return a bare "Tool execution crashed" (plus asyncio noise)."""
+    import alloy_nb as alloy
+    from alloy_nb.providers import Scripted
+
+    p = Scripted([Scripted.tool_calls(("bash", {"command": "echo partial; sleep 20"})), "ok"])
+    t0 = time.monotonic()
+    r = alloy.run("go", provider=p, tools=[Bash], tool_timeout_ms=800,
+                  working_directory=str(tmp_path), context={"bash_restricted": False})
+    assert time.monotonic() - t0 < 5
+    content = r.messages[2].content[0].content  # type: ignore[union-attr]
+    assert content.startswith("Command timed out after 720ms.")
+    assert "partial" in content
+    assert "never retrieved" not in caplog.text
+
+
+def test_cancelling_a_running_command_logs_no_unretrieved_exception(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def go() -> None:
+        task = asyncio.ensure_future(Bash().execute(
+            {"command": "echo hi; sleep 20"},
+            {"working_directory": str(tmp_path), "bash_restricted": False}))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.05)
+
+    asyncio.run(go())
+    import gc
+
+    gc.collect()
+    assert "never retrieved" not in caplog.text

@@ -84,6 +84,38 @@ def test_long_lines_are_cut(tmp_path: Path) -> None:
     assert out == f"     1\t{'y' * MAX_LINE_CHARS}... [truncated 500 chars]\n"
 
 
+def test_a_huge_single_line_is_streamed_not_loaded(tmp_path: Path) -> None:
+    """A 20 MB one-line file (minified JS, a JSON dump) used to be read into memory whole
+    (bytes and str) just to keep its first 2 000 characters."""
+    import tracemalloc
+
+    size = 20_000_000
+    with open(tmp_path / "big.json", "w") as f:
+        f.write("é" + "x" * (size - 1) + "\nsecond\n")
+    tracemalloc.start()
+    try:
+        out = _read(tmp_path, file_path="big.json")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
+    first, second = out.splitlines()
+    cut = size - MAX_LINE_CHARS
+    assert first == f"     1\té{'x' * (MAX_LINE_CHARS - 1)}... [truncated {cut} chars]"
+    assert second == "     2\tsecond"
+    assert _read(tmp_path, file_path="big.json", offset=2) == "     2\tsecond\n"
+
+
+@pytest.mark.parametrize("tail", ["", "\n"])
+@pytest.mark.parametrize("n", [MAX_LINE_CHARS, MAX_LINE_CHARS + 1, 4 * MAX_LINE_CHARS + 7])
+def test_line_cut_counts_multibyte_characters(tmp_path: Path, n: int, tail: str) -> None:
+    (tmp_path / "f.txt").write_text("€" * n + tail, encoding="utf-8")  # 3 bytes each
+    out = _read(tmp_path, file_path="f.txt")
+    cut = n - MAX_LINE_CHARS
+    marker = f"... [truncated {cut} chars]" if cut else ""
+    assert out == f"     1\t{'€' * MAX_LINE_CHARS}{marker}\n"
+
+
 def test_output_cap_says_where_to_continue(tmp_path: Path) -> None:
     line = "z" * 1000
     (tmp_path / "f.txt").write_text(f"{line}\n" * 500)

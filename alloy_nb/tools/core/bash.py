@@ -25,6 +25,7 @@ __all__ = ["DEFAULT_TIMEOUT_MS", "MAX_OUTPUT_BYTES", "MAX_TIMEOUT_MS", "Bash", "
 DEFAULT_TIMEOUT_MS = 10_000
 MAX_TIMEOUT_MS = 600_000
 MAX_OUTPUT_BYTES = 30_000
+_OUTER_MARGIN_MS = 250
 _SECRET = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 _TIMED_OUT = (
     "Command timed out after {t}ms. The process may have started a server, entered an "
@@ -73,16 +74,19 @@ class Bash(Tool):
 
 
 def effective_timeout(input: Mapping[str, Any], context: Mapping[str, Any]) -> int:
-    """``min(input timeout or 10 000, 600 000, context["tool_timeout_ms"])`` in ms.
+    """``min(input timeout or 10 000, 600 000)`` in ms, kept just under the executor's own
+    ``context["tool_timeout_ms"]`` (which the loop puts in every tool context).
 
     The reference honours the model's value since 0.8; the cap keeps a model from parking
-    the kernel, and staying under the executor's own timeout keeps the partial output.
+    the kernel, and finishing a little before the executor's timeout (by
+    ``min(250 ms, 10 %)``) lets Bash kill the command itself and keep its partial output,
+    instead of losing the race and being cancelled with nothing to show.
     """
     asked = int_arg(input, "timeout", DEFAULT_TIMEOUT_MS)
     timeout = min(asked if asked > 0 else DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS)
     outer = context.get("tool_timeout_ms")
     if isinstance(outer, int) and not isinstance(outer, bool) and outer > 0:
-        timeout = min(timeout, outer)
+        timeout = min(timeout, max(1, outer - min(_OUTER_MARGIN_MS, outer // 10)))
     return timeout
 
 
@@ -103,11 +107,15 @@ async def _run_shell(argv: list[str], cwd: str, timeout_ms: int) -> tuple[str, i
         start_new_session=True,  # own process group, so a kill reaches every descendant
     )
     sink = _Capped(MAX_OUTPUT_BYTES)
-    assert proc.stdout is not None
+    stdout = proc.stdout
+    assert stdout is not None
+
+    async def finish() -> None:  # one coroutine, not gather(): a cancelled gather's
+        await sink.drain(stdout)  # children log "exception was never retrieved"
+        await proc.wait()
+
     try:
-        await asyncio.wait_for(
-            asyncio.gather(sink.drain(proc.stdout), proc.wait()), timeout_ms / 1000
-        )
+        await asyncio.wait_for(finish(), timeout_ms / 1000)
     except asyncio.TimeoutError:
         await _kill(proc)
         partial = sink.text()

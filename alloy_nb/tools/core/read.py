@@ -5,8 +5,9 @@ Streams the file (never loads it whole); path confinement lives in ``tools/_path
 
 from __future__ import annotations
 
+import codecs
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from alloy_nb.errors import ToolError
@@ -19,6 +20,8 @@ DEFAULT_LIMIT = 2000
 MAX_LINE_CHARS = 2000
 MAX_OUTPUT_CHARS = 100_000
 _SNIFF_BYTES = 8192
+_LINE_READ_BYTES = 4 * MAX_LINE_CHARS + 4  # enough UTF-8 for MAX_LINE_CHARS + 1 characters
+_CHUNK_BYTES = 1 << 16
 
 
 class Read(Tool):
@@ -79,13 +82,12 @@ def _select(f: Any, offset: int, limit: int) -> tuple[list[tuple[int, str]], int
     budget = MAX_OUTPUT_CHARS
     if limit == 0:
         return selected, None
-    for number, raw in enumerate(f, start=1):
+    for number, (text, more) in enumerate(_lines(f), start=1):
         if number < offset:
             continue
-        line = raw[:-1] if raw.endswith(b"\n") else raw
-        text = line.decode("utf-8", errors="replace")
-        if len(text) > MAX_LINE_CHARS:
-            text = f"{text[:MAX_LINE_CHARS]}... [truncated {len(text) - MAX_LINE_CHARS} chars]"
+        if len(text) + more > MAX_LINE_CHARS:
+            cut = len(text) + more - MAX_LINE_CHARS
+            text = f"{text[:MAX_LINE_CHARS]}... [truncated {cut} chars]"
         budget -= len(text) + 8
         if budget < 0 and selected:
             return selected, number
@@ -93,6 +95,32 @@ def _select(f: Any, offset: int, limit: int) -> tuple[list[tuple[int, str]], int
         if len(selected) >= limit:
             break
     return selected, None
+
+
+def _lines(f: Any) -> Iterator[tuple[str, int]]:
+    """Each line without its ``\\n``, decoded, as ``(text, chars_not_included)``.
+
+    At most ``_LINE_READ_BYTES`` of a line are held in memory; the rest of a longer line
+    (a minified bundle, a one-line JSON dump) is streamed past and only counted.
+    """
+    while raw := f.readline(_LINE_READ_BYTES):
+        if raw.endswith(b"\n"):
+            yield raw[:-1].decode("utf-8", errors="replace"), 0
+            continue
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text, more, rest = decoder.decode(raw), 0, False
+        while chunk := f.readline(_CHUNK_BYTES):
+            rest = True
+            end = chunk.endswith(b"\n")
+            more += len(decoder.decode(chunk[:-1] if end else chunk))
+            if end:
+                break
+        last = decoder.decode(b"", final=True)
+        if rest:
+            more += len(last)
+        else:
+            text += last
+        yield text, more
 
 
 def int_arg(input: Mapping[str, Any], key: str, default: int) -> int:

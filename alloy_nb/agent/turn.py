@@ -20,7 +20,14 @@ from alloy_nb.agent.retry import DEADLINE_HEADROOM_S, call_with_retry
 from alloy_nb.compaction import maybe_compact
 from alloy_nb.errors import AlloyError, ProviderError
 from alloy_nb.events import Emitter, Listener, new_id
-from alloy_nb.messages import ToolUseBlock, repair_history, tool_results, user
+from alloy_nb.messages import (
+    ToolResultBlock,
+    ToolUseBlock,
+    assistant,
+    repair_history,
+    tool_results,
+    user,
+)
 from alloy_nb.middleware import Halt, run_hook
 from alloy_nb.providers.base import Completion, DeltaKind, ProviderRequest
 from alloy_nb.state import AgentState
@@ -59,6 +66,10 @@ def new_emitter(
     return Emitter(correlation_id or f"run_{new_id()}", [f for f in found if f is not None])
 
 
+#: Ends the partial answer kept in history when a streaming run is cancelled.
+INTERRUPTED_MARK = "[interrupted by the user]"
+
+
 def _price(usage: Usage, model: str | None, overrides: dict[str, Any]) -> Usage:
     info = model_metadata.lookup(model, overrides) if model else None
     if info is None:
@@ -78,6 +89,7 @@ class _Loop:
         self.streaming = streaming
         self.on_chunk = on_chunk
         self.unpriced_warned = False
+        self.partial: list[str] = []  # text streamed in the turn now running
         self.deadline = time.monotonic() + config.timeout_ms / 1000 - DEADLINE_HEADROOM_S
         state.config = config
         if config.context:
@@ -154,15 +166,26 @@ class _Loop:
             return await self._fail(err)
         self._record(completion, provider)
         calls = [b for b in completion.message.content if isinstance(b, ToolUseBlock)]
-        if calls:
+        if calls and completion.stop_reason == "tool_use":
             return await self._tools(calls)
+        if calls:  # cut off (max_tokens, length): never run a call whose arguments may be partial
+            why = completion.raw_stop_reason or completion.stop_reason
+            state.messages.append(tool_results(
+                ToolResultBlock(tool_use_id=c.id, is_error=True,
+                                content=f"Tool call not run: the reply was cut off ({why}).")
+                for c in calls
+            ))
         return await self._end_turn()
 
     def _delta_sink(self, turn: int) -> Callable[[DeltaKind, str], None]:
         emit, on_chunk = self.emitter.emit, self.on_chunk
 
+        partial = self.partial
+        partial.clear()
+
         def sink(kind: DeltaKind, text: str) -> None:
             if kind == "text":
+                partial.append(text)
                 if on_chunk is not None:
                     try:
                         on_chunk(text)
@@ -176,6 +199,7 @@ class _Loop:
 
     def _record(self, completion: Completion, provider: Any) -> None:
         state, config = self.state, self.config
+        self.partial.clear()
         state.messages.append(completion.message)
         state.turn += 1
         model = completion.model or getattr(provider, "model", None) or None
@@ -234,7 +258,9 @@ class _Loop:
         if outcome is None:
             return True
         state.messages = list(outcome.messages)
-        state.usage = state.usage + outcome.usage
+        state.usage = state.usage + _price(
+            outcome.usage, config.model, config.model_metadata_overrides
+        )
         self.emitter.emit("compaction", {
             "before_tokens": outcome.before_tokens, "after_tokens": outcome.after_tokens,
             "method": outcome.method, "removed_messages": outcome.removed_messages,
@@ -266,6 +292,10 @@ class _Loop:
             while await self.turn():
                 pass
         except asyncio.CancelledError:
+            if self.partial:  # keep what the user already saw, marked, for the next turn
+                text = "".join(self.partial) + "\n\n" + INTERRUPTED_MARK
+                self.state.messages.append(assistant(text))
+                self.partial.clear()
             self._end("cancelled", "cancelled")
             self._finish()
             raise

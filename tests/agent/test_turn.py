@@ -423,6 +423,11 @@ def test_cancel_mid_stream_keeps_usage_and_valid_history() -> None:
     assert (state.status, state.error) == ("cancelled", "cancelled")
     assert state.usage.input_tokens == 10  # the finished first turn is kept
     assert events[-1].event == "done" and events[-1].payload["status"] == "cancelled"
+    # what the user already saw is kept, marked, so the next turn knows it was cut short
+    shown = "".join(e.payload for e in events if e.event == "text_delta")
+    assert shown and state.messages[-1].role == "assistant"
+    assert state.messages[-1].text == shown + "\n\n" + turn_module.INTERRUPTED_MARK
+    assert state.to_result().text.startswith(shown)
     # a follow-up run continues from the repaired history
     state2 = AgentState(messages=[*state.messages, user("go on")])
     cfg2 = AgentConfig.from_options(provider=Scripted(["continued"]), tools=[Echo])
@@ -510,3 +515,43 @@ def test_history_with_dangling_tool_use_stays_valid_after_error() -> None:
     assert state.status == "error"
     assert [m.role for m in state.messages] == ["user", "assistant", "user"]
     assert isinstance(state.messages[1].content[0], ToolUseBlock)
+
+
+def test_a_tool_call_cut_off_by_max_tokens_is_never_run() -> None:
+    ran: list[Any] = []
+
+    class Make(Tool):
+        name = "make_file"
+        input_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
+
+        def execute(self, input: dict[str, Any], context: Any) -> str:
+            ran.append(input)
+            return "made"
+
+    cut = Completion(
+        stop_reason="end_turn", raw_stop_reason="max_tokens",
+        message=Message(role="assistant", content=[
+            {"type": "text", "text": "Creating it"},
+            {"type": "tool_use", "id": "t1", "name": "make_file", "input": {}},
+        ]),
+    )
+    state = loop([cut], tools=[Make])
+    assert ran == []
+    assert state.status == "completed" and state.turn == 1
+    result = state.messages[-1].tool_result_blocks[0]
+    assert result.tool_use_id == "t1" and result.is_error and "max_tokens" in result.content
+
+
+def test_compaction_usage_is_priced_like_any_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fake_compact(messages: list[Message], **kw: Any) -> CompactionOutcome | None:
+        if len(messages) != 1:
+            return None
+        return CompactionOutcome(messages=list(messages), before_tokens=9, after_tokens=9,
+                                 method="summary", usage=Usage(input_tokens=1_000_000))
+
+    monkeypatch.setattr(turn_module, "maybe_compact", fake_compact)
+    info = model_metadata.lookup("claude-sonnet-4-6")
+    assert info is not None and info.input_price
+    state = loop(Scripted(["ok"], model="claude-sonnet-4-6", usage=(0, 0)))
+    assert state.usage.priced
+    assert state.usage.estimated_cost_cents == pytest.approx(info.input_price * 100)

@@ -96,7 +96,7 @@ def run_sync(
             "a blocking alloy_nb call was made on alloy_nb's own event-loop thread "
             "(from async code it started); use the async form instead (await arun/astream)"
         )
-    coro = aw if asyncio.iscoroutine(aw) else aw()  # type: ignore[operator]
+    coro = aw if asyncio.iscoroutine(aw) else aw()
     loop = _background_loop()
     thread = _thread
     finished = threading.Event()

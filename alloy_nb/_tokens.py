@@ -50,7 +50,7 @@ def _count(m: Message) -> int:
     return n
 
 
-class _Counted(weakref.ref):  # type: ignore[type-arg]
+class _Counted(weakref.ref):
     """Cache entry: messages are immutable, so a count holds for the message's life."""
 
     __slots__ = ("key", "tokens")

@@ -49,7 +49,7 @@ class FunctionTool(Tool):
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None
     ) -> None:
-        functools.update_wrapper(self, fn, updated=())  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn, updated=())
         self.fn = fn
         spec = _build_spec(fn, name, description)
         self.name = spec.name  # type: ignore[misc]
@@ -227,7 +227,7 @@ def _type_hints(fn: Callable[..., Any], label: str) -> dict[str, Any]:
     if isinstance(fn, functools.partial):
         target = fn.func
     elif inspect.isclass(fn):
-        target = fn.__init__  # type: ignore[misc]
+        target = fn.__init__
     elif not (inspect.isfunction(fn) or inspect.ismethod(fn)):
         target = type(fn).__call__
     try:

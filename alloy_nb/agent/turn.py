@@ -168,6 +168,8 @@ class _Loop:
         calls = [b for b in completion.message.content if isinstance(b, ToolUseBlock)]
         if calls and completion.stop_reason == "tool_use":
             return await self._tools(calls)
+        if completion.raw_stop_reason == "pause_turn" and not calls:
+            return True  # a server tool paused a long turn: re-send the history to resume it
         if calls:  # cut off (max_tokens, length): never run a call whose arguments may be partial
             why = completion.raw_stop_reason or completion.stop_reason
             state.messages.append(tool_results(

@@ -555,3 +555,19 @@ def test_compaction_usage_is_priced_like_any_turn(monkeypatch: pytest.MonkeyPatc
     state = loop(Scripted(["ok"], model="claude-sonnet-4-6", usage=(0, 0)))
     assert state.usage.priced
     assert state.usage.estimated_cost_cents == pytest.approx(info.input_price * 100)
+
+
+def test_pause_turn_of_a_server_tool_resends_to_resume() -> None:
+    paused = Completion(
+        stop_reason="end_turn", raw_stop_reason="pause_turn",
+        message=Message(role="assistant", content=[
+            {"type": "server_tool_use", "id": "srv1", "name": "code_execution",
+             "input": {"code": "print(1)"}},
+            {"type": "code_execution_tool_result", "tool_use_id": "srv1", "content": {}},
+        ]),
+    )
+    provider = Scripted([paused, "The result is 1."])
+    state = loop(provider)
+    assert state.status == "completed" and state.turn == 2
+    assert provider.calls[1].messages[-1].role == "assistant"  # resumed, no extra prompt
+    assert state.last_assistant_text == "The result is 1."

@@ -1,24 +1,30 @@
 """Model providers and ``resolve``, the one registry that knows all of them.
 
 Each protocol lives in its own module (``anthropic``, ``openai``, ``openai_compat``) and none
-imports another; the offline ``Scripted`` and ``Demo`` providers load lazily.
+imports another. All of them load on first use, so a run on the offline ``Scripted`` or
+``Demo`` provider never imports httpx.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alloy_nb.errors import ConfigError
-from alloy_nb.providers.anthropic import Anthropic
 from alloy_nb.providers.base import Completion, Provider, ProviderRequest
-from alloy_nb.providers.openai import OpenAI
-from alloy_nb.providers.openai_compat import PRESETS, Compat, OpenAICompat
+
+if TYPE_CHECKING:
+    from alloy_nb.providers.anthropic import Anthropic
+    from alloy_nb.providers.demo import Demo
+    from alloy_nb.providers.openai import OpenAI
+    from alloy_nb.providers.openai_compat import Compat, OpenAICompat
+    from alloy_nb.providers.scripted import Scripted
 
 __all__ = [
     "Anthropic",
     "Compat",
     "Completion",
+    "Demo",
     "OpenAI",
     "OpenAICompat",
     "Provider",
@@ -27,7 +33,16 @@ __all__ = [
     "resolve",
 ]
 
-_LAZY = {"Scripted": "alloy_nb.providers.scripted", "Demo": "alloy_nb.providers.demo"}
+_LAZY = {
+    "Anthropic": "alloy_nb.providers.anthropic",
+    "OpenAI": "alloy_nb.providers.openai",
+    "OpenAICompat": "alloy_nb.providers.openai_compat",
+    "Compat": "alloy_nb.providers.openai_compat",
+    "Scripted": "alloy_nb.providers.scripted",
+    "Demo": "alloy_nb.providers.demo",
+}
+#: ``OpenAICompat`` preset classmethods (a test keeps this equal to ``openai_compat.PRESETS``).
+PRESETS = ("ollama", "openrouter", "gemini", "xai", "deepseek", "mistral", "groq", "together")
 PREFIXES = ("anthropic", "openai", "openai-compat", *PRESETS)
 
 
@@ -74,11 +89,12 @@ def _from_string(spec: str) -> Provider:
     if not sep or not model or prefix not in PREFIXES:
         raise ConfigError(f"unknown provider spec {spec!r}. {_HELP}")
     if prefix == "anthropic":
-        return Anthropic(model=model)
+        return __getattr__("Anthropic")(model=model)
     if prefix == "openai":
-        return OpenAI(model=model)
+        return __getattr__("OpenAI")(model=model)
+    compat = __getattr__("OpenAICompat")
     if prefix == "openai-compat":
-        return OpenAICompat(model=model)  # ConfigError unless OPENAI_BASE_URL is set
-    preset = getattr(OpenAICompat, prefix)
+        return compat(model=model)  # ConfigError unless OPENAI_BASE_URL is set
+    preset = getattr(compat, prefix)
     result: Provider = preset(model)
     return result

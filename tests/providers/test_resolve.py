@@ -82,3 +82,19 @@ def test_exports_and_lazy_scripted() -> None:
     assert issubclass(providers.Scripted, Provider)
     with pytest.raises(AttributeError):
         providers.NoSuchThing  # noqa: B018
+
+
+def test_preset_names_match_the_presets_and_offline_runs_never_import_httpx() -> None:
+    import subprocess
+    import sys
+
+    from alloy_nb import providers
+    from alloy_nb.providers import openai_compat
+
+    assert providers.PRESETS == openai_compat.PRESETS
+    code = (
+        "import sys, alloy_nb as a; from alloy_nb.providers.demo import Demo; "
+        "a.run('What is 2+2?', provider=Demo(delay_s=0)); print('httpx' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

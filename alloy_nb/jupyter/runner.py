@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from alloy_nb import _sync  # the one private module the UI uses: the shared loop thread
 from alloy_nb.errors import AgentError
+from alloy_nb.jupyter._sigint import cancel_on_sigint
 from alloy_nb.result import Result
 from alloy_nb.tools.base import Tool
 
@@ -317,13 +318,22 @@ class BackgroundRun:
         return self._future.result()
 
     async def wait(self, shield: bool = False) -> Result:
-        """Wait for the Result; ■ during the wait stops the run unless ``shield=True``."""
+        """Wait for the Result; ■ during the wait stops the run unless ``shield=True``.
+
+        ■ (the kernel's interrupt) cancels the awaiting cell, and asyncio passes that
+        cancel on to the run: the likely intent of ■ during a wait is "stop it". The run
+        ends cancelled (history repaired, view drawn interrupted) and the cell gets
+        ``CancelledError``, as async cells do for an interrupt. With ``shield=True`` only
+        the wait stops and the run goes on. A scoped SIGINT handler (``_sigint``) makes
+        this take effect at once instead of at the loop's next wake-up (ipykernel #881).
+        """
         assert self._future is not None
         fut = self._future
         if isinstance(fut, concurrent.futures.Future):
             fut = asyncio.wrap_future(fut)
         try:
-            return await (asyncio.shield(fut) if shield else fut)
+            with cancel_on_sigint():
+                return await (asyncio.shield(fut) if shield else fut)
         finally:
             if fut.done():
                 _resend(self.view)  # under the awaiting cell: nbclient records it there

@@ -336,3 +336,45 @@ def test_messages_for_a_5000_delta_answer_are_bounded(kernel: Kernel, label: str
           f"{nbytes / 1024:.0f} KB ({dict(Counter(m['msg_type'] for m in own))})")
     assert sent < 200, (sent, took)
     assert sent <= took * 20 + 50  # ~20 live updates per second, plus one per new block
+
+
+def test_interrupting_await_of_a_silent_background_run_is_prompt(kernel: Kernel) -> None:
+    """■ during ``r = await job`` ends the cell at once, not at the loop's next wake-up.
+
+    The provider is silent for 30 s before its first byte, so nothing else would wake the
+    kernel's loop (ipykernel #881): the scoped SIGINT handler in ``BackgroundRun.wait``
+    does. The run is stopped with the wait, its history repaired, its view interrupted.
+    """
+    kernel.ok("sq = Session(provider=Scripted([Scripted.delay(30, 'late'), 'after']))\n"
+              "import signal\nidle_handler = signal.getsignal(signal.SIGINT)")
+    started = kernel.run("%%alloy -s sq --background -o job\nanyone there?")
+    assert started.ok
+    kernel.drain(0.3)
+    ex = kernel.run("r = await job", interrupt_after=1.0)
+    assert ex.interrupted is not None
+    latency = ex.ended - ex.interrupted
+    print(f"await interrupt latency: {latency * 1000:.0f} ms")
+    assert ex.reply["content"]["status"] == "error"
+    assert ex.reply["content"]["ename"] == "CancelledError"
+    assert latency < 3.0, f"interrupt took {latency:.2f} s"
+    interrupted = [m for m in kernel.iopub if m["msg_type"] == "update_display_data"
+                   and m["parent_header"].get("msg_id") in (started.msg_id, ex.msg_id)]
+    assert interrupted and "⏹ interrupted" in \
+        interrupted[-1]["content"]["data"]["text/markdown"]
+    out = kernel.ok(
+        "print(job.status, sq.health()['busy'], [m.role for m in sq.messages],"
+        " signal.getsignal(signal.SIGINT) == idle_handler)")
+    assert out == "cancelled False ['user'] True\n"
+    kernel.ok("%%alloy -s sq -o r2\nstill there?")
+    assert kernel.ok("print(r2.text, [m.role for m in sq.messages])") == \
+        "after ['user', 'user', 'assistant']\n"
+
+
+def test_interrupting_a_shielded_wait_keeps_the_run_going(kernel: Kernel) -> None:
+    kernel.ok("sw = Session(provider=Scripted([Scripted.delay(1.5, 'kept')]))")
+    assert kernel.run("%%alloy -s sw --background -o jw\nkeep going").ok
+    ex = kernel.run("r = await jw.wait(shield=True)", interrupt_after=0.5)
+    assert ex.reply["content"]["ename"] == "CancelledError"
+    assert ex.interrupted is not None and ex.ended - ex.interrupted < 3.0
+    assert kernel.ok("print(jw.status)") == "running\n"
+    assert kernel.ok("r = await jw\nprint(r.status, r.text)") == "completed kept\n"

@@ -141,6 +141,7 @@ class Controller:
             if self.sessions.get(name) is not value:
                 self.sessions[name] = value
                 self.managed.discard(name)
+                self._adopt(name, value)
             return value
         if name in self.sessions:
             return self.sessions[name]
@@ -313,7 +314,23 @@ class Controller:
             n += 1
             name = f"{base}{n}"
         self.sessions[name] = session
+        self._adopt(name, session)
         return name
+
+    def _adopt(self, name: str, session: Any) -> None:
+        """Give a Session made in Python what notebook tools need: the user namespace and
+        the approval card, unless its own ``context`` already sets them (an explicit
+        ``allow_run_python`` is the owner's decision and is left alone)."""
+        context = session.config.context
+        update: dict[str, Any] = {}
+        if "namespace" not in context:
+            update["namespace"] = self.shell.user_ns
+        if isinstance(context.get("approve"), Approver):
+            self.approvers[name] = context["approve"]
+        elif "approve" not in context and not context.get("allow_run_python"):
+            update["approve"] = self.approvers.setdefault(name, Approver(self.policy))
+        if update and session.current_request_id is None:
+            session.configure(context={**context, **update})
 
 
 def _history_pairs(messages: list[Any]) -> list[tuple[str, str]]:

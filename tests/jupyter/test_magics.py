@@ -356,3 +356,21 @@ def test_help(shell) -> None:
         run(shell, "%alloy")
     assert cap.stdout.count("%alloy provider") == 2
     assert "Interrupt the kernel" in J.magics.AlloyMagics.alloy.__doc__
+
+
+def test_a_session_variable_gets_the_notebook_namespace_and_approval(shell) -> None:
+    from alloy_nb.jupyter.approval import Approver
+    from alloy_nb.providers.demo import Demo
+    from alloy_nb.session import Session
+    from alloy_nb.tools.notebook import RunPython
+
+    shell.user_ns["mine"] = Session(provider=Demo(delay_s=0), tools=[RunPython()])
+    shell.user_ns["x"] = 20
+    with capture_output():
+        run(shell, "%alloy approve always")
+        run(shell, '%%alloy -s mine -o r\nUse run_python with "x * 2 + 2"\n')
+    context = shell.user_ns["mine"].config.context
+    assert context["namespace"] is shell.user_ns
+    assert isinstance(context["approve"], Approver)
+    call = shell.user_ns["r"].tool_calls[0]
+    assert call.error is None and "42" in shell.user_ns["r"].text

@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from alloy_nb.jupyter._markdown import _FENCE, close_open_fence, markdown_to_html
+from alloy_nb.redact import redact_env_values
 from alloy_nb.result import Result
 from alloy_nb.usage import Usage
 
 __all__ = ["Block", "Transcript", "close_open_fence", "markdown_to_html", "scrub_secrets"]
 
-_SECRET_NAME = re.compile(r"(API_?KEY|ACCESS_?KEY|SECRET|TOKEN|PASSWORD|PASSWD)", re.I)
-
-
 def scrub_secrets(text: str) -> str:
-    """Replace the values of secret-looking environment variables (``*_API_KEY``,
-    ``*_TOKEN``, ...) with ``[redacted]``: whatever a tool printed (``os.environ`` from
-    ``run_python``, a config dump), keys never reach widget state or the saved notebook."""
-    for name, value in os.environ.items():
-        if len(value) >= 12 and _SECRET_NAME.search(name) and value in text:
-            text = text.replace(value, "[redacted]")
-    return text
+    """Hide the values of secret-looking environment variables (``*_API_KEY``, ``*_TOKEN``,
+    ...): whatever a tool printed (``os.environ`` from ``run_python``, a config dump), keys
+    never reach widget state or the saved notebook."""
+    return redact_env_values(text)
 
 # ---- the transcript: what one run has shown so far ------------------------------------
 

@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import inspect
 import os
-import re
 import signal
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from alloy_nb.errors import ToolError
+from alloy_nb.redact import is_secret_name
 from alloy_nb.tools._paths import working_directory
 from alloy_nb.tools.base import Tool
 from alloy_nb.tools.core.read import int_arg
@@ -26,7 +26,6 @@ DEFAULT_TIMEOUT_MS = 10_000
 MAX_TIMEOUT_MS = 600_000
 MAX_OUTPUT_BYTES = 30_000
 _OUTER_MARGIN_MS = 250
-_SECRET = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 _TIMED_OUT = (
     "Command timed out after {t}ms. The process may have started a server, entered an "
     "infinite loop, or is waiting for input. Try a non-blocking approach."
@@ -93,7 +92,7 @@ def effective_timeout(input: Mapping[str, Any], context: Mapping[str, Any]) -> i
 def scrub_env(env: Mapping[str, str]) -> dict[str, str]:
     """Drop every variable whose name contains KEY, SECRET, TOKEN, PASSWORD, PASSWD or
     CREDENTIAL (case-insensitive; this covers ``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``)."""
-    return {k: v for k, v in env.items() if not _SECRET.search(k)}
+    return {k: v for k, v in env.items() if not is_secret_name(k)}
 
 
 async def _run_shell(argv: list[str], cwd: str, timeout_ms: int) -> tuple[str, int]:

@@ -112,7 +112,7 @@ class Controller:
         tools = build_tools(names)
         self._all_idle("change the tools")
         for name in self.managed:
-            _reconfigure(self.sessions[name], tools=tools)
+            self.sessions[name].configure(tools=tools)
         self.tool_names = names
         return names
 
@@ -120,7 +120,7 @@ class Controller:
         self._all_idle("change the system prompt")
         self.system = text or None
         for name in self.managed:
-            _reconfigure(self.sessions[name], system_prompt=self.system)
+            self.sessions[name].configure(system_prompt=self.system)
 
     def set_policy(self, policy: str) -> None:
         if policy not in POLICIES:
@@ -409,11 +409,6 @@ def _require_idle(session: Any, name: str, what: str) -> None:
                            f"press Stop, or run `%alloy cancel {name}`")
 
 
-def _reconfigure(session: Any, **update: Any) -> None:
-    """Change options of a session (tools, max_turns, system prompt) between runs."""
-    session.configure(**update)
-
-
 @contextmanager
 def _overridden(session: Any, spec: str | None, update: dict[str, Any]) -> Iterator[None]:
     """Per-cell ``--model``/``--tools``/``--max-turns``/``--system``, undone afterwards."""
@@ -424,14 +419,14 @@ def _overridden(session: Any, spec: str | None, update: dict[str, Any]) -> Itera
     if spec is not None:
         session.set_model(spec)
     if update:
-        _reconfigure(session, **update)
+        session.configure(**update)
     try:
         yield
     finally:
         if spec is not None:
             session.set_model(before.provider)
         if update:
-            _reconfigure(session, **{k: getattr(before, k) for k in update})
+            session.configure(**{k: getattr(before, k) for k in update})
 
 
 def _cell_id(shell: Any) -> str | None:

@@ -14,7 +14,12 @@ class, never of its message text.
     │   │   └── OverloadedError         5xx/529, retried
     │   ├── ProviderConnectionError     connect/read timeouts and resets
     │   ├── StreamError                 malformed SSE, stream cut off, error event after 200
-    │   └── ScriptExhausted             the Scripted provider ran out of replies
+    │   ├── ScriptExhausted             the Scripted provider ran out of replies
+    │   └── BatchError                  vendor batch APIs (mode="batch"); .batch_id
+    │       ├── BatchFailed             the whole batch failed (validation) or vanished
+    │       └── BatchItemError          one item errored; .custom_id .error_type .status_code
+    │           ├── BatchItemExpired    not processed before the batch's window closed
+    │           └── BatchItemCanceled   the batch was cancelled before the item ran
     ├── ToolError                       raised by tools; becomes an error tool_result
     ├── AgentError                      .result (status halted / error / cancelled)
     ├── Busy                            send_message while running and max_pending == 0
@@ -33,6 +38,11 @@ __all__ = [
     "AlloyError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchError",
+    "BatchFailed",
+    "BatchItemCanceled",
+    "BatchItemError",
+    "BatchItemExpired",
     "Busy",
     "ConfigError",
     "OverloadedError",
@@ -144,6 +154,53 @@ class StreamError(ProviderError):
 
 class ScriptExhausted(ProviderError):
     """The Scripted provider was asked for more replies than it was given."""
+
+
+class BatchError(ProviderError):
+    """A vendor batch (Anthropic Message Batches, OpenAI Batch) went wrong; ``batch_id``
+    names the remote batch so it can be looked up in the vendor's console."""
+
+    def __init__(self, message: str, *, batch_id: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.batch_id = batch_id
+
+
+class BatchFailed(BatchError):
+    """The whole batch failed (OpenAI ``failed``: its input did not validate) or ended
+    without results; no item has an answer."""
+
+
+class BatchItemError(BatchError):
+    """One item of a batch failed; ``error_type`` is the vendor's own word for it
+    (``invalid_request_error``, ``overloaded_error``, ``batch_expired`` …). Retryable when
+    that type or ``status_code`` says the failure was transient."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        custom_id: str,
+        error_type: str | None = None,
+        status_code: int | None = None,
+        retryable: bool | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.custom_id = custom_id
+        self.error_type = error_type
+        self.status_code = status_code
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class BatchItemExpired(BatchItemError):
+    """The batch's processing window (24 h) closed before this item ran; worth re-sending."""
+
+    retryable = True
+
+
+class BatchItemCanceled(BatchItemError):
+    """The batch was cancelled before this item ran."""
 
 
 class ToolError(AlloyError):

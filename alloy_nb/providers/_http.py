@@ -54,6 +54,7 @@ __all__ = [
     "open_stream",
     "post_json",
     "retry_after",
+    "send",
     "status_error",
     "tool_arguments",
     "unexpected_reply",
@@ -243,6 +244,38 @@ async def post_json(
         raise StreamError(
             call.scrub(f"response is not JSON: {_trim(resp.text)!r}"), **_who(call, rid)
         ) from None
+
+
+async def send(
+    call: Call,
+    method: str,
+    *,
+    body: Mapping[str, Any] | None = None,
+    files: Mapping[str, tuple[str, bytes, str]] | None = None,
+    data: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
+) -> tuple[bytes, str | None]:
+    """Any other request (a GET, a multipart upload with ``files``/``data``) with the same
+    error mapping as ``post_json``; returns the raw body and the request id."""
+    client = await _client()
+    headers = call.headers
+    if files is not None:  # httpx writes the multipart content-type itself
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    try:
+        resp = await client.request(
+            method,
+            call.url,
+            content=_encode(body) if body is not None else None,
+            files=files,
+            data=data,
+            headers=headers,
+            timeout=_timeout(timeout_s),
+        )
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise _map_exception(call, exc) from None
+    if resp.status_code >= 400:
+        raise status_error(call, resp.status_code, resp.headers, resp.content)
+    return resp.content, _request_id(resp.headers)
 
 
 class EventStream:

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from alloy_nb.testing import _anthropic, _chat, _responses
+from alloy_nb.testing import _anthropic, _batch, _chat, _responses
 from alloy_nb.testing.wire import (
     Context,
     CutOff,
@@ -286,6 +286,8 @@ class FakeProviderServer:
         self._script: deque[Entry] = deque(script)
         self._usage = usage if isinstance(usage, Usage) else Usage(*usage)
         self._reasoning_field = chat_reasoning_field
+        self.batches = _batch.FakeBatches(self._usage, chat_reasoning_field)
+        """The vendors' batch endpoints (Message Batches, OpenAI Files + Batch); see _batch."""
         self._address = (host, port)
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
@@ -358,6 +360,16 @@ class FakeProviderServer:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
+        if _batch.FakeBatches.handles(url.path):
+            with self._lock:
+                self.requests.append(
+                    RecordedRequest(method, url.path, url.query, headers, body, parsed)
+                )
+            try:
+                return self.batches.answer(method, url.path, headers, body, parsed)
+            except Exception as exc:  # a bug in the fake must not kill the handler thread
+                self.errors.append(exc)
+                return self._failure(Context("openai-chat", {}), 500, f"batch endpoint: {exc}")
         protocol = protocol_for(url.path)
         with self._lock:
             self.requests.append(

@@ -345,7 +345,7 @@ class _Api:
             raw = json.dumps(payload).encode()
             err = _http.status_error(call, status_code, {}, raw)
         else:
-            err = _http.error_from_payload(call, payload, request_id, where="reported by the vendor")
+            err = _http.error_from_payload(call, payload, request_id, where="from the vendor")
         return BatchItemError(
             f"batch item {cid} failed: {err.message}",
             custom_id=cid,

@@ -127,6 +127,7 @@ class FakeBatches:
         self._lock = threading.Lock()
         self._plan = BatchPlan()
         self._faults: deque[tuple[Op, int, float | None, str | None]] = deque()
+        self._create_delay = 0.0
         self.batches: dict[str, FakeBatch] = {}
         self.files: dict[str, bytes] = {}
         self.cancelled: list[str] = []
@@ -152,6 +153,18 @@ class FakeBatches:
         with self._lock:
             self._faults.extend([(op, status, retry_after, message)] * times)
         return self
+
+    def slow_create(self, seconds: float) -> FakeBatches:
+        """Create the next batch at once but hold its reply back for `seconds` (a client
+        cancelled meanwhile has a remote batch it does not know the id of yet)."""
+        with self._lock:
+            self._create_delay = seconds
+        return self
+
+    def _delayed(self, r: Rendered) -> Rendered:
+        if r.status == 200 and self._create_delay:
+            r.delay, self._create_delay = self._create_delay, 0.0
+        return r
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -200,7 +213,7 @@ class FakeBatches:
         if batch_id is None:
             if method != "POST":
                 return _error("anthropic", 405, f"{method} not supported here")
-            return self._fault("create", "anthropic") or self._a_create(body, host)
+            return self._fault("create", "anthropic") or self._delayed(self._a_create(body, host))
         batch = self.batches.get(batch_id)
         if batch is None or batch.vendor != "anthropic":
             return _error("anthropic", 404, f"message batch {batch_id!r} not found")
@@ -296,7 +309,7 @@ class FakeBatches:
         if batch_id is None:
             if method != "POST":
                 return _error("openai-chat", 405, f"{method} not supported here")
-            return self._fault("create", "openai-chat") or self._o_create(body)
+            return self._fault("create", "openai-chat") or self._delayed(self._o_create(body))
         batch = self.batches.get(batch_id)
         if batch is None or batch.vendor != "openai":
             return _error("openai-chat", 404, f"No batch found with id '{batch_id}'.")

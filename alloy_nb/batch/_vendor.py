@@ -93,7 +93,87 @@ async def abatch_complete(
     api = _api_for(provider)
     if not requests:
         return []
-    return await _Run(api, list(requests), float(poll_interval_s), on_progress).run()
+    items = [(f"alloy-{i}", _provider_body(api, r)) for i, r in enumerate(requests)]
+    chunks = _chunks(items, api.max_items, api.max_bytes)
+    if len(chunks) == 1:
+        return await _Run(api, items, float(poll_interval_s), on_progress).run()
+    # Over one batch's limits: several batches side by side, progress summed. A failure in
+    # one cancels the others (and, through their own handlers, their remote batches).
+    merged = _MergedProgress(len(chunks), on_progress) if on_progress else None
+    tasks = [
+        asyncio.ensure_future(
+            _Run(api, chunk, float(poll_interval_s), merged.hook(k) if merged else None).run()
+        )
+        for k, chunk in enumerate(chunks)
+    ]
+    try:
+        parts = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # let each cancel its batch
+        raise
+    return [outcome for part in parts for outcome in part]
+
+
+def _provider_body(api: _Api, request: ProviderRequest) -> dict[str, Any]:
+    """The body ``complete()`` would send for ``request`` (no streaming)."""
+    return api.provider.build_body(request, stream=False)
+
+
+def _chunks(
+    items: list[tuple[str, dict[str, Any]]], max_items: int, max_bytes: int
+) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Split items, in order, into batches within the vendor's count and size limits."""
+    out: list[list[tuple[str, dict[str, Any]]]] = [[]]
+    size = 0
+    for item in items:
+        n = len(json.dumps(item[1], ensure_ascii=False).encode()) + 200  # + the line's envelope
+        if out[-1] and (len(out[-1]) >= max_items or size + n > max_bytes):
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += n
+    return out
+
+
+class _MergedProgress:
+    """Sums the progress of several batches into one report (batch ids comma-joined)."""
+
+    def __init__(self, n: int, on_progress: Callable[[BatchProgress], None]) -> None:
+        self.latest: list[BatchProgress | None] = [None] * n
+        self.on_progress = on_progress
+
+    def hook(self, k: int) -> Callable[[BatchProgress], None]:
+        def report(p: BatchProgress) -> None:
+            self.latest[k] = p
+            self._emit()
+
+        return report
+
+    def _emit(self) -> None:
+        seen = [p for p in self.latest if p is not None]
+        if len(seen) < len(self.latest):
+            return  # every batch reports once right after its create
+        def total(field: str) -> int:
+            return sum(int(getattr(p, field)) for p in seen)
+
+        statuses = list(dict.fromkeys(p.status for p in seen))
+        self.on_progress(
+            BatchProgress(
+                batch_id=",".join(p.batch_id or "" for p in seen),
+                status=statuses[0] if len(statuses) == 1 else "/".join(statuses),
+                total=total("total"),
+                succeeded=total("succeeded"),
+                errored=total("errored"),
+                processing=total("processing"),
+                expired=total("expired"),
+                canceled=total("canceled"),
+                polls=max(p.polls for p in seen),
+                elapsed_s=max(p.elapsed_s for p in seen),
+                done=all(p.done for p in seen),
+            )
+        )
 
 
 # --------------------------------------------------------------------------- the run
@@ -106,13 +186,13 @@ class _Run:
     def __init__(
         self,
         api: _Api,
-        requests: list[ProviderRequest],
+        items: list[tuple[str, dict[str, Any]]],
         poll_interval_s: float,
         on_progress: Callable[[BatchProgress], None] | None,
     ) -> None:
         self.api = api
-        self.ids = [f"alloy-{i}" for i in range(len(requests))]
-        self.bodies = [api.provider.build_body(r, stream=False) for r in requests]
+        self.ids = [cid for cid, _ in items]
+        self.bodies = [body for _, body in items]
         self.poll_interval_s = poll_interval_s
         self.on_progress = on_progress
         self.polls = 0
@@ -254,6 +334,9 @@ def _api_for(provider: Provider) -> _Api:
 
 class _Api:
     """What the run needs from a vendor; the HTTP plumbing shared by both lives here."""
+
+    max_items = 50_000
+    max_bytes = 190_000_000  # under both vendors' limits, with room for the envelope
 
     def __init__(self, provider: _http.HTTPProvider) -> None:
         self.provider = provider
@@ -426,6 +509,9 @@ def _int(v: Any) -> int:
 class _AnthropicBatches(_Api):
     """Message Batches: one POST with ``{custom_id, params}`` per item, poll until
     ``processing_status == "ended"``, then read the JSONL at ``results_url``."""
+
+    max_items = 100_000  # and 256 MB per create request
+    max_bytes = 240_000_000
 
     async def submit(self, items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         body = {"requests": [{"custom_id": cid, "params": params} for cid, params in items]}

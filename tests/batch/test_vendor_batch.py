@@ -466,3 +466,48 @@ def test_any_results_file_gives_an_outcome_per_line_and_never_crashes(lines, jun
             assert isinstance(outcome, (Completion, ProviderError))
             if isinstance(outcome, ProviderError):
                 assert KEY not in str(outcome)
+
+
+# ----------------------------------------------------------------- over one batch's limits
+
+
+@pytest.fixture
+def two_per_batch(monkeypatch):
+    monkeypatch.setattr(_vendor._Api, "max_items", 2)
+    monkeypatch.setattr(_vendor._AnthropicBatches, "max_items", 2)
+
+
+@pytest.mark.parametrize("vendor", ["anthropic", "openai-responses"])
+def test_more_items_than_one_batch_takes_run_as_several_batches(srv, vendor, two_per_batch):
+    seen: list[BatchProgress] = []
+    srv.batches.plan(polls=2, errored={1: ("invalid_request_error", "bad")})
+    out = run(make(vendor, srv.url), reqs(5), on_progress=seen.append)
+    assert len(srv.batches.batches) == 3
+    assert [len(b.items) for b in srv.batches.batches.values()] == [2, 2, 1]
+    assert [text(c) for c in out if isinstance(c, Completion)] == [
+        f"answer to: question {i}" for i in (0, 2, 4)
+    ]
+    assert [type(o) for o in out] == [Completion, BatchItemError] * 2 + [Completion]
+    assert [o.custom_id for o in out if isinstance(o, BatchItemError)] == ["alloy-1", "alloy-3"]
+    assert seen[0].total == 5 and seen[0].processing == 5
+    last = seen[-1]
+    assert last.done and (last.succeeded, last.errored, last.processing) == (3, 2, 0)
+    assert sorted(last.batch_id.split(",")) == sorted(srv.batches.batches)  # type: ignore[union-attr]
+    assert sum(s.done for s in seen) == 1
+
+
+def test_one_batch_failing_cancels_its_siblings(srv, two_per_batch):
+    srv.batches.plan(polls=10_000)
+    srv.batches.fail_next("create", 400, message="no")
+    with pytest.raises(BadRequestError):
+        run(make("anthropic", srv.url), reqs(6))
+    assert len(srv.batches.batches) == 2  # the third create was refused
+    assert sorted(srv.batches.cancelled) == sorted(srv.batches.batches)
+
+
+def test_batches_are_split_by_size_too():
+    items = [(f"alloy-{i}", {"text": "x" * 1000}) for i in range(5)]
+    chunks = _vendor._chunks(items, max_items=100, max_bytes=2500)
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    assert [cid for c in chunks for cid, _ in c] == [cid for cid, _ in items]
+    assert _vendor._chunks(items[:1], max_items=1, max_bytes=10) == [items[:1]]

@@ -483,13 +483,13 @@ def test_more_items_than_one_batch_takes_run_as_several_batches(srv, vendor, two
     srv.batches.plan(polls=2, errored={1: ("invalid_request_error", "bad")})
     out = run(make(vendor, srv.url), reqs(5), on_progress=seen.append)
     assert len(srv.batches.batches) == 3
-    assert [len(b.items) for b in srv.batches.batches.values()] == [2, 2, 1]
+    assert sorted(len(b.items) for b in srv.batches.batches.values()) == [1, 2, 2]
     assert [text(c) for c in out if isinstance(c, Completion)] == [
         f"answer to: question {i}" for i in (0, 2, 4)
     ]
     assert [type(o) for o in out] == [Completion, BatchItemError] * 2 + [Completion]
     assert [o.custom_id for o in out if isinstance(o, BatchItemError)] == ["alloy-1", "alloy-3"]
-    assert seen[0].total == 5 and seen[0].processing == 5
+    assert all(s.total == 5 == s.succeeded + s.errored + s.processing for s in seen)
     last = seen[-1]
     assert last.done and (last.succeeded, last.errored, last.processing) == (3, 2, 0)
     assert sorted(last.batch_id.split(",")) == sorted(srv.batches.batches)  # type: ignore[union-attr]

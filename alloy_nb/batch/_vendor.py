@@ -80,7 +80,8 @@ async def abatch_complete(
     poll_interval_s: float = 5.0,
     on_progress: Callable[[BatchProgress], None] | None = None,
 ) -> list[Completion | ProviderError]:
-    """Run ``requests`` as one vendor batch; the outcomes come back aligned with them.
+    """Run ``requests`` as one vendor batch (several past the vendor's size limits); the
+    outcomes come back aligned with them.
 
     Per-item failures are returned in place (``BatchItemError``, ``BatchItemExpired``,
     ``BatchItemCanceled``, or the parser's own ``ProviderError``); the call raises only

@@ -270,6 +270,7 @@ class FakeProviderServer:
 
     Each request pops the next script entry (`reply.*`); the path picks the protocol and
     `"stream": true` picks SSE. With an empty script it answers 500 "script exhausted".
+    The vendors' batch endpoints are served from `srv.batches` (scripted with its `plan`).
     """
 
     def __init__(

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -358,6 +359,27 @@ def test_cancelled_while_submitting_still_cancels_the_batch_once_it_exists(srv, 
     (batch,) = srv.batches.batches.values()
     assert srv.batches.cancelled == [batch.id]
     assert batch.gets == 0  # it was never polled
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_a_batch_cancelled_elsewhere_keeps_its_answers_and_types_the_rest(srv, vendor):
+    """Someone cancels the batch in the vendor's console after one item ran."""
+    srv.batches.plan(polls=4)
+    p = make(vendor, srv.url)
+
+    def cancel_in_console(progress: BatchProgress) -> None:
+        if progress.polls == 1:
+            path = "/v1/messages/batches" if vendor == "anthropic" else "/v1/batches"
+            auth = {"x-api-key": KEY, "anthropic-version": "2023-06-01",
+                    "authorization": f"Bearer {KEY}"}
+            r = httpx.post(f"{srv.url}{path}/{progress.batch_id}/cancel", headers=auth)
+            assert r.status_code == 200
+
+    out = run(p, reqs(4), on_progress=cancel_in_console)
+    assert isinstance(out[0], Completion)
+    assert all(isinstance(o, BatchItemCanceled) for o in out[1:])
+    (batch,) = srv.batches.batches.values()
+    assert batch.gets == 2  # the poll after the cancel saw the batch end
 
 
 def test_a_failed_remote_cancel_is_logged_and_the_cancellation_still_propagates(srv, caplog):

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alloy_nb import model_metadata
-from alloy_nb.batch import _vendor
+from alloy_nb.batch import _vendor, _vendor_api
 from alloy_nb.batch._vendor import BATCH_PRICE_FACTOR, BatchProgress, abatch_complete
 from alloy_nb.errors import (
     AuthenticationError,
@@ -223,12 +223,12 @@ def test_anthropic_canceled_items_are_typed(srv):
 def test_items_missing_from_the_results_are_errors_not_holes(srv, monkeypatch):
     """A result line that never arrives (or is unreadable) is an error at its index."""
     p = make("anthropic", srv.url)
-    real = _vendor._jsonl
+    real = _vendor_api._jsonl
 
     def drop_first(raw: bytes):
         return real(b"not json\n" + raw)[1:]
 
-    monkeypatch.setattr(_vendor, "_jsonl", drop_first)
+    monkeypatch.setattr(_vendor_api, "_jsonl", drop_first)
     out = run(p, reqs(3))
     # served in reverse, so the dropped first line is the last item's
     assert [type(o) for o in out] == [Completion, Completion, BatchItemError]
@@ -252,12 +252,12 @@ def test_an_openai_input_the_server_rejects_names_the_line(srv, monkeypatch):
     """The fake validates the JSONL as OpenAI does: a duplicated custom_id fails the whole
     batch, and the reason names the line."""
 
-    class Duplicating(_vendor._OpenAIBatches):
+    class Duplicating(_vendor_api.OpenAIBatches):
         async def submit(self, items):
             return await super().submit([*items, items[0]])
 
     p = make("openai-chat", srv.url)
-    monkeypatch.setattr(_vendor, "_api_for", lambda _p: Duplicating(p, "/v1/chat/completions"))
+    monkeypatch.setattr(_vendor, "api_for", lambda _p: Duplicating(p, "/v1/chat/completions"))
     with pytest.raises(BatchFailed, match=r"custom_id is missing or duplicated \(line 3\)"):
         run(p, reqs(2))
 
@@ -301,7 +301,7 @@ def test_429_and_503_on_control_requests_are_retried_honouring_retry_after(srv, 
 
 
 def test_retries_give_up_with_the_last_error(srv, monkeypatch):
-    monkeypatch.setattr(_vendor, "_CONTROL_RETRIES", 2)
+    monkeypatch.setattr(_vendor_api, "_CONTROL_RETRIES", 2)
     srv.batches.fail_next("create", 429, retry_after=0.01, times=5)
     with pytest.raises(ProviderError) as e:
         run(make("anthropic", srv.url), reqs(1))
@@ -437,7 +437,7 @@ def test_the_key_never_appears_in_errors_progress_or_logs(srv, vendor, caplog):
 
 
 def test_results_url_on_another_host_is_not_fetched_with_the_key(srv):
-    api = _vendor._AnthropicBatches(make("anthropic", srv.url))
+    api = _vendor_api.AnthropicBatches(make("anthropic", srv.url))
     foreign = {"results_url": "https://evil.example/v1/messages/batches/b1/results"}
     assert api._results_path("b1", foreign) == "/v1/messages/batches/b1/results"
     own = {"results_url": f"{srv.url}/v1/messages/batches/b1/results?x=1"}
@@ -475,12 +475,12 @@ _result_like = st.fixed_dictionaries(
 @given(lines=st.lists(_result_like | _json_values, max_size=4), junk=st.binary(max_size=30))
 def test_any_results_file_gives_an_outcome_per_line_and_never_crashes(lines, junk):
     raw = b"\n".join(json.dumps(x).encode() for x in lines) + b"\n" + junk
-    anth = _vendor._AnthropicBatches(Anthropic(api_key=KEY, base_url="http://127.0.0.1:9"))
-    oai = _vendor._OpenAIBatches(
+    anth = _vendor_api.AnthropicBatches(Anthropic(api_key=KEY, base_url="http://127.0.0.1:9"))
+    oai = _vendor_api.OpenAIBatches(
         OpenAICompat(api_key=KEY, model="gpt-4o", base_url="http://127.0.0.1:9"),
         "/v1/chat/completions",
     )
-    for line in _vendor._jsonl(raw):
+    for line in _vendor_api._jsonl(raw):
         for outcome in (
             anth._outcome(line["custom_id"], "b", line.get("result")),
             oai._outcome(line["custom_id"], "b", line),
@@ -495,8 +495,8 @@ def test_any_results_file_gives_an_outcome_per_line_and_never_crashes(lines, jun
 
 @pytest.fixture
 def two_per_batch(monkeypatch):
-    monkeypatch.setattr(_vendor._Api, "max_items", 2)
-    monkeypatch.setattr(_vendor._AnthropicBatches, "max_items", 2)
+    monkeypatch.setattr(_vendor_api.VendorApi, "max_items", 2)
+    monkeypatch.setattr(_vendor_api.AnthropicBatches, "max_items", 2)
 
 
 @pytest.mark.parametrize("vendor", ["anthropic", "openai-responses"])

@@ -44,6 +44,7 @@ Outcome = Completion | ProviderError
 
 
 def api_for(provider: Provider) -> VendorApi:
+    """The batch protocol of ``provider``'s API, or a ConfigError naming the ones there are."""
     from alloy_nb.providers.anthropic import Anthropic
     from alloy_nb.providers.openai import OpenAI
     from alloy_nb.providers.openai_compat import OpenAICompat

@@ -537,3 +537,11 @@ def test_batches_are_split_by_size_too():
     assert [len(c) for c in chunks] == [2, 2, 1]
     assert [cid for c in chunks for cid, _ in c] == [cid for cid, _ in items]
     assert _vendor._chunks(items[:1], max_items=1, max_bytes=10) == [items[:1]]
+
+
+def test_openai_items_without_a_line_take_the_batch_status():
+    api = _vendor_api.OpenAIBatches(make("openai-chat", "http://127.0.0.1:9"), "")
+    assert isinstance(api.missing("b", {"status": "expired"}, "alloy-0", 0), BatchItemExpired)
+    assert isinstance(api.missing("b", {"status": "cancelled"}, "alloy-0", 0), BatchItemCanceled)
+    other = api.missing("b", {"status": "completed"}, "alloy-0", 0)
+    assert type(other) is BatchItemError and other.error_type == "missing_result"

@@ -100,7 +100,7 @@ def test_conformance_v010_edit_call_only_from_before_tool_call_j139() -> None:
         def before_completion(self, state: AgentState) -> Any:
             return EditCall({"text": "x"})
 
-    with pytest.raises(ConfigError, match="EditCall.*only valid for the 'before_tool_call'"):
+    with pytest.raises(ConfigError, match=r"EditCall.*only valid for the 'before_tool_call'"):
         _run(["done"], [Wrong()], [])
 
 

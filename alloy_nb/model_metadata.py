@@ -229,9 +229,9 @@ def lookup(model: str | None, overrides: Mapping[str, Any] | None = None) -> Mod
     catalogue entry of the same name) or to ``{"limit": N, "suffix_patterns": [...],
     "input_price": ..., "output_price": ..., "cache_read_price": ...,
     "cache_write_price": ...}`` (prices in USD per million tokens; an entry with prices
-    but no ``limit`` keeps the catalogue's window, or 200 000); a suffix is a literal string, a compiled
-    regex, or a string starting with ``^`` (a regex). Decorations such as ``openai/``,
-    ``models/`` or ``:free`` are ignored when matching.
+    but no ``limit`` keeps the catalogue's window, or 200 000); a suffix is a literal
+    string, a compiled regex, or a string starting with ``^`` (a regex). Decorations
+    such as ``openai/``, ``models/`` or ``:free`` are ignored when matching.
     """
     if not model or not isinstance(model, str):
         return None

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from alloy_nb import telemetry
 from alloy_nb.errors import ToolError
 from alloy_nb.events import Emitter
 from alloy_nb.messages import ToolResultBlock, ToolUseBlock
@@ -255,11 +256,12 @@ async def execute_tools(
         (sequential if serial else together).append(i)
 
     for i in sequential:
-        outcomes[i] = await batch.run(calls[i])
+        outcomes[i] = await telemetry.traced_tool(calls[i], batch.run(calls[i]))
 
     def job(i: int) -> Any:
         tag = tags[i]
-        return batch.blocked(calls[i], tag.reason) if tag is not None else batch.run(calls[i])
+        work = batch.blocked(calls[i], tag.reason) if tag is not None else batch.run(calls[i])
+        return telemetry.traced_tool(calls[i], work)
 
     if len(together) == 1:
         outcomes[together[0]] = await job(together[0])

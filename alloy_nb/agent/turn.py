@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from alloy_nb import model_metadata
+from alloy_nb import model_metadata, telemetry
 from alloy_nb.agent.executor import execute_tools
 from alloy_nb.agent.retry import DEADLINE_HEADROOM_S, call_with_retry
 from alloy_nb.compaction import MESSAGE_OVERHEAD, estimate_tokens, maybe_compact
@@ -144,6 +144,12 @@ class _Loop:
                 "budget_exceeded",
                 f"Budget exceeded: estimated cost {cost:.4f} cents > max_budget_cents {budget}",
             )
+        with telemetry.turn_span(state.turn + 1):
+            return await self._step()
+
+    async def _step(self) -> bool:
+        """The turn past its limits: compaction, hooks, the model call, tools."""
+        state = self.state
         if not await self._compact():
             return False
         if not await self._hook("before_completion"):
@@ -185,10 +191,13 @@ class _Loop:
             messages=list(self.state.messages), tools=config.tool_definitions,
             system=config.system_prompt,
         )
-        return await call_with_retry(
-            config, request, self.emitter, turn=number, deadline=self.deadline,
-            streaming=self.streaming, on_delta=self._delta_sink(number),
-        )
+        with telemetry.provider_span(config, number) as span:
+            completion, provider = await call_with_retry(
+                config, request, self.emitter, turn=number, deadline=self.deadline,
+                streaming=self.streaming, on_delta=self._delta_sink(number),
+            )
+            span.completion(completion, provider)
+        return completion, provider
 
     def _delta_sink(self, turn: int) -> Callable[[DeltaKind, str], None]:
         emit, on_chunk = self.emitter.emit, self.on_chunk
@@ -352,4 +361,6 @@ async def run_loop(
     a middleware bug (e.g. ``Block`` outside ``before_tool_call``) is recorded as status
     ``error`` and re-raised.
     """
-    await _Loop(config, state, emitter, streaming, on_chunk).run()
+    loop = _Loop(config, state, emitter, streaming, on_chunk)
+    with telemetry.run_span(config, state):
+        await loop.run()

@@ -105,3 +105,15 @@ def test_importing_alloy_nb_testing_does_not_load_the_loop() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_docs_api_md_snippets_for_edit_call_and_helpers_run() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    runnable = [b for b in blocks if "EditCall" in b or "run_with_responses(" in b]
+    assert len(runnable) == 2
+    for code in runnable:
+        exec(compile(code, "docs/api.md", "exec"), {})  # raises if a snippet is stale

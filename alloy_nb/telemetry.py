@@ -3,7 +3,8 @@
 
 The loop calls the thin hooks below; without OpenTelemetry each one is a shared no-op and
 nothing is imported (the check happens once, on the first run, never at ``import
-alloy_nb``). With it, spans follow the OpenTelemetry GenAI semantic conventions:
+alloy_nb``); with it but no TracerProvider configured they are no-ops too. Otherwise spans
+follow the OpenTelemetry GenAI semantic conventions:
 
 - ``invoke_agent alloy_nb`` (one per run): ``gen_ai.operation.name="invoke_agent"``,
   ``gen_ai.agent.name``, ``gen_ai.conversation.id`` (session id), ``gen_ai.request.model``,
@@ -52,9 +53,24 @@ def enabled() -> bool:
 
 
 def _tracer() -> Any:
-    from alloy_nb._version import __version__
+    """The tracer of the global TracerProvider, cached per provider; None while none is
+    configured (the API's proxy/no-op provider), so the hooks skip span work entirely."""
+    trace = _state["trace"]
+    provider = trace.get_tracer_provider()
+    cached = _state.get("tracer")
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    tracer = None
+    if not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        from alloy_nb._version import __version__
 
-    return _state["trace"].get_tracer(_AGENT, __version__)
+        tracer = provider.get_tracer(_AGENT, __version__)
+    _state["tracer"] = (provider, tracer)
+    return tracer
+
+
+def _active() -> bool:
+    return enabled() and _tracer() is not None
 
 
 class _Recorder:
@@ -116,14 +132,16 @@ def _span(name: str, attributes: dict[str, Any], kind: str = "INTERNAL") -> Iter
             raise
 
 
-@contextlib.contextmanager
-def _noop() -> Iterator[_Recorder]:
-    yield _NOOP
+_NULL = contextlib.nullcontext(_NOOP)  # reusable
+
+
+def _noop() -> contextlib.AbstractContextManager[_Recorder]:
+    return _NULL
 
 
 def run_span(config: Any, state: Any) -> contextlib.AbstractContextManager[_Recorder]:
     """Around one ``run_loop``; records the final status, turns and usage of ``state``."""
-    if not enabled():
+    if not _active():
         return _noop()
     return _run_span(config, state)
 
@@ -151,7 +169,7 @@ def _run_span(config: Any, state: Any) -> Iterator[_Recorder]:
 
 def turn_span(number: int) -> contextlib.AbstractContextManager[_Recorder]:
     """Around one loop iteration that calls the model (compaction, hooks, call, tools)."""
-    if not enabled():
+    if not _active():
         return _noop()
     return _span("alloy_nb.turn", {"alloy_nb.turn": number})
 
@@ -159,7 +177,7 @@ def turn_span(number: int) -> contextlib.AbstractContextManager[_Recorder]:
 def provider_span(config: Any, number: int) -> contextlib.AbstractContextManager[_Recorder]:
     """Around one model call (with its retries and fallbacks); the caller records the
     completion with ``rec.completion(completion, provider)``."""
-    if not enabled():
+    if not _active():
         return _noop()
     model = config.model or None
     return _span(f"chat {model}" if model else "chat", {
@@ -172,7 +190,7 @@ def provider_span(config: Any, number: int) -> contextlib.AbstractContextManager
 
 def tool_span(call: Any) -> contextlib.AbstractContextManager[_Recorder]:
     """Around one tool call."""
-    if not enabled():
+    if not _active():
         return _noop()
     return _span(f"execute_tool {call.name}", {
         "gen_ai.operation.name": "execute_tool",
@@ -185,7 +203,7 @@ def tool_span(call: Any) -> contextlib.AbstractContextManager[_Recorder]:
 def traced_tool(call: Any, work: Awaitable[T]) -> Awaitable[T]:
     """``work`` (a tool call's coroutine returning ``(block, meta)``) inside a tool span;
     ``work`` itself when OpenTelemetry is absent."""
-    if not enabled():
+    if not _active():
         return work
     return _traced_tool(call, work)
 

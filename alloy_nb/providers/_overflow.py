@@ -78,7 +78,7 @@ def is_prompt_too_long(status_code: int | None, body: Any) -> bool:
     if isinstance(body, str):
         try:
             body = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or absurdly nested
             return bool(_TEXT.search(body))
     texts = _strings(body)
     return any(t.strip().lower() in _CODES for t in texts) or any(

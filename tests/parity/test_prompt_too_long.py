@@ -236,3 +236,37 @@ def test_conformance_v010_prompt_too_long_over_http_end_to_end() -> None:
         sizes = [len(r.body) for r in server.requests]
     assert state.status == "completed" and state.last_assistant_text == "recovered"
     assert len(sizes) == 3 and sizes[2] < sizes[0]
+
+
+# ------------------------------------------------------------------ untrusted input
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(status=st.none() | st.integers(-1, 700), body=st.binary(max_size=300) | _json)
+def test_conformance_v010_detection_never_raises_on_arbitrary_bodies(
+    status: int | None, body: Any
+) -> None:
+    out = is_prompt_too_long(status, body)
+    assert isinstance(out, bool)
+    if status is not None and not 400 <= status < 500:
+        assert out is False
+
+
+@settings(max_examples=100, deadline=None)
+@given(prefix=st.text(max_size=40), suffix=st.text(max_size=40))
+def test_conformance_v010_detection_finds_the_phrase_anywhere(prefix: str, suffix: str) -> None:
+    body = {"error": {"message": prefix + "prompt is too long: 5 tokens > 4 maximum" + suffix}}
+    assert is_prompt_too_long(400, json.dumps(body))
+
+
+def test_conformance_v010_absurdly_nested_body_is_not_an_error() -> None:
+    assert is_prompt_too_long(400, "[" * 100_000) is False

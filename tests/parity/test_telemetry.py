@@ -24,6 +24,19 @@ from alloy_nb.providers.scripted import Scripted
 _EXPORTER = InMemorySpanExporter()
 
 
+class _Recording(SimpleSpanProcessor):
+    """Exports only while a test here asks for spans: the global provider outlives us."""
+
+    on = False
+
+    def on_end(self, span: Any) -> None:
+        if self.on:
+            super().on_end(span)
+
+
+_PROCESSOR = _Recording(_EXPORTER)
+
+
 @pytest.fixture()
 def spans() -> Iterator[InMemorySpanExporter]:
     current = trace.get_tracer_provider()
@@ -31,11 +44,15 @@ def spans() -> Iterator[InMemorySpanExporter]:
         current = TracerProvider()
         trace.set_tracer_provider(current)
     if not getattr(current, "_alloy_test_exporter", False):
-        current.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        current.add_span_processor(_PROCESSOR)
         current._alloy_test_exporter = True  # type: ignore[attr-defined]
     _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+    _PROCESSOR.on = True
+    try:
+        yield _EXPORTER
+    finally:
+        _PROCESSOR.on = False
+        _EXPORTER.clear()
 
 
 def echo(text: str) -> str:

@@ -126,6 +126,7 @@ def _call(provider: Any, stream: bool) -> Any:
     ("anthropic", ANTHROPIC), ("anthropic", ANTHROPIC_WITH_MAX),
     ("openai", OPENAI_RESPONSES), ("compat", OPENAI_CHAT), ("compat", OPENROUTER),
     ("compat", MISTRAL), ("compat", XAI), ("compat", LLAMA_CPP),
+    ("compat", GEMINI),  # Gemini's OpenAI-compatible endpoint answers with a JSON array
 ])
 def test_conformance_v010_providers_raise_prompt_too_long(
     kind: str, body: Any, stream: bool

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from alloy_nb.compaction import Compaction
     from alloy_nb.events import Event
     from alloy_nb.messages import Message
-    from alloy_nb.middleware import Block, Halt, Middleware
+    from alloy_nb.middleware import Block, EditCall, Halt, Middleware
     from alloy_nb.result import Result
     from alloy_nb.session import Session
     from alloy_nb.tools.base import Tool, ToolResult
@@ -38,6 +38,7 @@ __all__ = [
     "Busy",
     "Compaction",
     "ConfigError",
+    "EditCall",
     "Event",
     "Halt",
     "Message",
@@ -66,6 +67,7 @@ _LAZY: dict[str, str] = {
     "run": "alloy_nb.api",
     "stream": "alloy_nb.api",
     "Block": "alloy_nb.middleware",
+    "EditCall": "alloy_nb.middleware",
     "Halt": "alloy_nb.middleware",
     "Middleware": "alloy_nb.middleware",
     "Compaction": "alloy_nb.compaction",

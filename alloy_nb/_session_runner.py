@@ -233,6 +233,7 @@ class SessionRunner:
             state.status, state.error = "halted", f"Halted by middleware: {out.reason}"
             return False
         self._started = True
+        self._adopt_session_id(out.context)
         with self._lock:
             self._context.update(
                 {k: v for k, v in out.context.items() if k not in ("request_id", "session_id")}
@@ -240,6 +241,14 @@ class SessionRunner:
         if out is not state:
             state.messages, state.context = out.messages, out.context
         return True
+
+    def _adopt_session_id(self, context: dict[str, Any]) -> None:
+        """A ``session_id`` put in the context by ``session_start``/``session_end``
+        middleware becomes the session's id (reference §7.1, §7.8)."""
+        sid = context.get("session_id")
+        if isinstance(sid, str) and sid and sid != self.id:
+            with self._lock:
+                self.id = sid
 
     def _complete(self, job: Job, result: Result, emitter: Emitter,
                   on_current_loop: bool = True) -> None:

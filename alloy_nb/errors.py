@@ -10,6 +10,7 @@ class, never of its message text.
     │   ├── ProviderHTTPError           .status_code .body .retry_after
     │   │   ├── AuthenticationError     401/403, never retried
     │   │   ├── BadRequestError         other 4xx, never retried
+    │   │   │   └── PromptTooLongError  the prompt exceeds the model's context window
     │   │   ├── RateLimitError          429, retried, honours Retry-After
     │   │   └── OverloadedError         5xx/529, retried
     │   ├── ProviderConnectionError     connect/read timeouts and resets
@@ -46,6 +47,7 @@ __all__ = [
     "Busy",
     "ConfigError",
     "OverloadedError",
+    "PromptTooLongError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
@@ -124,6 +126,12 @@ class AuthenticationError(ProviderHTTPError):
 
 class BadRequestError(ProviderHTTPError):
     """Any other 4xx: the request itself is wrong."""
+
+
+class PromptTooLongError(BadRequestError):
+    """The prompt does not fit the model's context window ("prompt is too long",
+    ``context_length_exceeded``). Not retried as is: the loop force-compacts the history
+    and retries the turn once; a second failure ends the run with status ``error``."""
 
 
 class RateLimitError(ProviderHTTPError):

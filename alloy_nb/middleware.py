@@ -18,6 +18,7 @@ from alloy_nb.state import AgentState
 __all__ = [
     "HOOKS",
     "Block",
+    "EditCall",
     "Halt",
     "Hook",
     "Middleware",
@@ -55,6 +56,22 @@ class Block:
     reason: str
 
 
+@dataclass(frozen=True)
+class EditCall:
+    """Run one tool call with a new ``input`` (only from ``before_tool_call``); the call
+    keeps its id and name, and ``result.tool_calls`` and the ``tool_end`` event show the
+    input that ran. Later middleware sees the edited call; the model's own message in the
+    history is left as the model wrote it."""
+
+    input: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.input, dict):
+            raise ConfigError(
+                f"EditCall needs the new tool input as a dict, got {type(self.input).__name__}"
+            )
+
+
 class MiddlewareReturnError(ConfigError, TypeError):
     """A hook returned something other than a state, ``Halt`` or (where allowed) ``Block``."""
 
@@ -64,8 +81,9 @@ class Middleware:
 
     ``call(hook, state)`` must return the state (the same object, changed or not, or a
     replacement ``AgentState``), ``Halt(reason)`` to stop the run, or ``Block(reason)``
-    (only in ``before_tool_call``, where ``state.context["current_tool_call"]`` holds the
-    call as ``{"type", "id", "name", "input"}``). Anything else raises an error naming
+    or ``EditCall(input)`` (only in ``before_tool_call``, where
+    ``state.context["current_tool_call"]`` holds the call as ``{"type", "id", "name",
+    "input"}``). Anything else raises an error naming
     the fix. The default ``call`` dispatches to a method named after the hook when the
     subclass defines one (``def before_completion(self, state): ...``), else passes.
     """
@@ -95,6 +113,13 @@ async def _call(mw: Any, hook: str, state: AgentState) -> Any:
 
 
 def _misuse(mw: Any, hook: str, out: Any) -> ConfigError:
+    if isinstance(out, EditCall):
+        return ConfigError(
+            f"middleware {_name(mw)} returned EditCall(...) from the {hook!r} hook; "
+            "EditCall(input) is only valid for the 'before_tool_call' hook, where "
+            "state.context['current_tool_call'] is the call to edit. Return the state "
+            "(changed or not) or Halt(reason) from this hook."
+        )
     if isinstance(out, Block):
         return ConfigError(
             f"middleware {_name(mw)} returned Block({out.reason!r}) from the {hook!r} hook; "
@@ -104,7 +129,7 @@ def _misuse(mw: Any, hook: str, out: Any) -> ConfigError:
     return MiddlewareReturnError(
         f"middleware {_name(mw)} returned {type(out).__name__} from the {hook!r} hook; "
         "return the state (changed or not), Halt(reason) to stop the run, or "
-        "Block(reason) from 'before_tool_call' to refuse one call"
+        "Block(reason) / EditCall(input) from 'before_tool_call' to refuse or edit one call"
         + (" (did you forget `return state`?)" if out is None else "")
     )
 
@@ -132,20 +157,30 @@ async def run_hook(
 
 async def run_before_tool_call(
     middleware: Sequence[Any], state: AgentState, call: dict[str, Any]
-) -> Block | Halt | None:
-    """Ask every middleware about one tool call: None (run it), ``Block`` or ``Halt``.
+) -> Block | Halt | EditCall | None:
+    """Ask every middleware about one tool call: None (run it), ``Block``, ``Halt`` or
+    ``EditCall`` (run it with a new input).
 
     State is not threaded here (each middleware sees the same state, with
     ``context["current_tool_call"]`` injected into a copy); returned states are ignored.
-    The first ``Block`` or ``Halt`` wins and later middleware is not called.
+    The first ``Block`` or ``Halt`` wins and later middleware is not called. An
+    ``EditCall`` replaces the call's input for the middleware after it (which may edit it
+    again, block it or halt); the last edit is returned.
     """
     if not middleware:
         return None
+    edit: EditCall | None = None
     seen = dataclasses.replace(state, context={**state.context, "current_tool_call": call})
     for mw in middleware:
         out = await _call(mw, "before_tool_call", seen)
         if isinstance(out, Block | Halt):
             return out
-        if not isinstance(out, AgentState):
+        if isinstance(out, EditCall):
+            edit = out
+            call = {**call, "input": dict(out.input)}
+            seen = dataclasses.replace(
+                state, context={**state.context, "current_tool_call": call}
+            )
+        elif not isinstance(out, AgentState):
             raise _misuse(mw, "before_tool_call", out)
-    return None
+    return edit

@@ -13,9 +13,19 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DEFAULT_CONTEXT_WINDOW", "ModelInfo", "catalog", "context_window", "lookup"]
+__all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
+    "PRICE_KEYS",
+    "ModelInfo",
+    "catalog",
+    "context_window",
+    "is_priced",
+    "lookup",
+]
 
 DEFAULT_CONTEXT_WINDOW = 200_000
+#: Price fields an override entry may carry beside ``limit`` (USD per million tokens).
+PRICE_KEYS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
 
 Suffix = Union[str, "re.Pattern[str]"]
 
@@ -185,13 +195,16 @@ def _override_entry(name: Any, spec: Any) -> tuple[ModelInfo, tuple[Suffix, ...]
     fields: dict[str, Any] = {}
     suffixes: tuple[Suffix, ...] = base_sfx
     if isinstance(spec, Mapping):
-        limit = spec.get("limit", base.context_window if base else None)
+        for key in PRICE_KEYS:
+            price = spec.get(key)
+            if isinstance(price, int | float) and not isinstance(price, bool) and price >= 0:
+                fields[key] = float(price)
+        # a price-only entry for an unknown model gets the default window
+        default = base.context_window if base else (DEFAULT_CONTEXT_WINDOW if fields else None)
+        limit = spec.get("limit", default)
         if "suffix_patterns" in spec:
             parsed = [_suffix(s) for s in spec["suffix_patterns"] or ()]
             suffixes = tuple(s for s in parsed if s is not None)
-        for key in ("input_price", "output_price", "cache_read_price", "cache_write_price"):
-            if isinstance(spec.get(key), int | float) and not isinstance(spec.get(key), bool):
-                fields[key] = float(spec[key])
     else:
         limit = spec
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
@@ -214,9 +227,11 @@ def lookup(model: str | None, overrides: Mapping[str, Any] | None = None) -> Mod
 
     Overrides map a name to a window (``{"acme": 512_000}``, reusing the suffixes of a
     catalogue entry of the same name) or to ``{"limit": N, "suffix_patterns": [...],
-    "input_price": ..., "output_price": ...}``; a suffix is a literal string, a compiled
-    regex, or a string starting with ``^`` (a regex). Decorations such as ``openai/``,
-    ``models/`` or ``:free`` are ignored when matching.
+    "input_price": ..., "output_price": ..., "cache_read_price": ...,
+    "cache_write_price": ...}`` (prices in USD per million tokens; an entry with prices
+    but no ``limit`` keeps the catalogue's window, or 200 000); a suffix is a literal
+    string, a compiled regex, or a string starting with ``^`` (a regex). Decorations
+    such as ``openai/``, ``models/`` or ``:free`` are ignored when matching.
     """
     if not model or not isinstance(model, str):
         return None
@@ -230,6 +245,12 @@ def lookup(model: str | None, overrides: Mapping[str, Any] | None = None) -> Mod
         zero = {k: 0.0 for k in ("input_price", "output_price", "cache_read_price")}
         info = info.model_copy(update={**zero, "cache_write_price": 0.0})
     return info
+
+
+def is_priced(model: str | None, overrides: Mapping[str, Any] | None = None) -> bool:
+    """True when both the input and the output price of ``model`` are known."""
+    info = lookup(model, overrides)
+    return info is not None and info.input_price is not None and info.output_price is not None
 
 
 def context_window(model: str | None, overrides: Mapping[str, Any] | None = None) -> int:

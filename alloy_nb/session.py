@@ -7,6 +7,7 @@ in ``_session_runner``, save/load and the Markdown export in ``_session_store``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -67,8 +68,14 @@ class Session(SessionRunner):
         name: str | None = None,
         messages: Sequence[Message | dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
+        on_shutdown: Callable[[Session], Any] | None = None,
         **options: Any,
     ) -> None:
+        if on_shutdown is not None and not callable(on_shutdown):
+            raise ConfigError(
+                f"on_shutdown must be a callable taking the session, got {on_shutdown!r}")
+        self._on_shutdown = on_shutdown
+        self._shut_down = False
         self._config = AgentConfig.from_options(**options)
         sid = self._config.context.get("session_id")
         self.id: str = id or (sid if isinstance(sid, str) and sid else new_id(16))
@@ -344,7 +351,10 @@ class Session(SessionRunner):
             self.updated_at = _now()
 
     async def aclose(self) -> None:
-        """Cancel queued and running requests, then run ``session_end`` middleware."""
+        """Cancel queued and running requests, run ``session_end`` middleware, then (once)
+        ``on_shutdown(session)``. A ``session_id`` that ``session_end`` puts in the
+        context becomes ``session.id`` first (reference §7.8); ``on_shutdown`` errors are
+        logged, never raised."""
         with self._lock:
             queued = list(self._pending)
             active = self._active
@@ -360,8 +370,22 @@ class Session(SessionRunner):
                 out = await run_hook(self._config.middleware, "session_end", state)
                 if isinstance(out, Halt):
                     log.warning("session_end middleware halted: %s", out.reason)
+                else:
+                    self._adopt_session_id(out.context)
             except Exception:
                 log.exception("session_end middleware raised; ignoring")
+        await self._shutdown_callback()
+
+    async def _shutdown_callback(self) -> None:
+        if self._on_shutdown is None or self._shut_down:
+            return
+        self._shut_down = True
+        try:
+            out = self._on_shutdown(self)
+            if inspect.isawaitable(out):
+                await out
+        except Exception:
+            log.exception("on_shutdown callback raised; ignoring")
 
     def close(self) -> None:
         """Blocking ``aclose``."""

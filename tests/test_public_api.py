@@ -9,7 +9,7 @@ import alloy_nb
 
 API_NAMES = {
     "run", "stream", "arun", "astream", "Session", "Result", "Usage", "Message", "Event",
-    "Middleware", "Halt", "Block", "AgentError", "Busy", "QueueFull", "ProviderError",
+    "Middleware", "Halt", "Block", "EditCall", "AgentError", "Busy", "QueueFull", "ProviderError",
     "ToolError", "ConfigError", "Compaction", "tool", "Tool", "ToolResult",
     "load_ipython_extension", "unload_ipython_extension",
 }

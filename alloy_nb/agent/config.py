@@ -82,7 +82,9 @@ class AgentConfig(BaseModel):
             opts["max_tokens_explicit"] = True
         else:
             opts["max_tokens"] = _context_window(opts["provider"], opts["model_metadata_overrides"])
-        return _build(cls, opts)
+        config = _build(cls, opts)
+        _check_budget(config)
+        return config
 
     def with_provider(self, provider: Any) -> AgentConfig:
         """A copy using ``provider`` (any accepted spec); a derived max_tokens follows it."""
@@ -90,7 +92,9 @@ class AgentConfig(BaseModel):
         update: dict[str, Any] = {"provider": resolved}
         if not self.max_tokens_explicit:
             update["max_tokens"] = _context_window(resolved, self.model_metadata_overrides)
-        return self.model_copy(update=update)
+        config = self.model_copy(update=update)
+        _check_budget(config)
+        return config
 
     def replace(self, **options: Any) -> AgentConfig:
         """A copy with some options changed, validated exactly as ``from_options`` does."""
@@ -167,6 +171,24 @@ def _context_window(provider: Any, overrides: Mapping[str, Any]) -> int:
     model = getattr(provider, "model", None)
     info = model_metadata.lookup(model, overrides) if model else None
     return info.context_window if info else model_metadata.DEFAULT_CONTEXT_WINDOW
+
+
+def _check_budget(config: AgentConfig) -> None:
+    """``max_budget_cents`` only works when every model's price is known: otherwise its
+    tokens add nothing to the estimated cost and the guard would silently never fire."""
+    if config.max_budget_cents is None:
+        return
+    for provider in (config.provider, *config.fallback_providers):
+        model = getattr(provider, "model", None) or ""
+        if not model_metadata.is_priced(model, config.model_metadata_overrides):
+            shown = model or "<the provider's model>"
+            raise ConfigError(
+                f"max_budget_cents={config.max_budget_cents} cannot be enforced: the price of "
+                f"model {shown!r} is unknown. Add it with model_metadata_overrides="
+                f"{{{shown!r}: {{'input_price': ..., 'output_price': ...}}}} (USD per "
+                "million tokens; cache_read_price and cache_write_price are optional), "
+                "or bound the run with max_turns instead"
+            )
 
 
 def _is_provider(obj: Any) -> bool:

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from alloy_nb import telemetry
 from alloy_nb.errors import ToolError
 from alloy_nb.events import Emitter
 from alloy_nb.messages import ToolResultBlock, ToolUseBlock
-from alloy_nb.middleware import Block, Halt, run_before_tool_call
+from alloy_nb.middleware import Block, EditCall, Halt, run_before_tool_call
 from alloy_nb.result import ToolCall
 from alloy_nb.state import AgentState
 from alloy_nb.tools.base import ToolResult
@@ -227,17 +228,22 @@ async def execute_tools(
 ) -> tuple[list[ToolResultBlock], list[ToolCall]] | Halt:
     """Run ``calls`` and return result blocks and metadata in call order, or a ``Halt``.
 
-    1. ``before_tool_call`` middleware tags each call in order (run / Block / Halt); a Halt
-       aborts the batch before anything runs or any event is emitted.
+    1. ``before_tool_call`` middleware tags each call in order (run / Block / Halt /
+       EditCall, which swaps in a new input); a Halt aborts the batch before anything runs
+       or any event is emitted.
     2. Tools with ``concurrent = False`` run one at a time, in call order.
     3. The rest (and blocked/unknown calls) run together; each is bounded by
        ``tool_timeout_ms``.
     """
     tags: list[Block | None] = []
-    for call in calls:
+    calls = list(calls)
+    for i, call in enumerate(calls):
         verdict = await run_before_tool_call(config.middleware, state, call.model_dump())
         if isinstance(verdict, Halt):
             return verdict
+        if isinstance(verdict, EditCall):  # same id and name, the input that will run
+            calls[i] = call.model_copy(update={"input": dict(verdict.input)})
+            verdict = None
         tags.append(verdict)
 
     batch = _Batch(config, state, emitter, turn)
@@ -250,11 +256,12 @@ async def execute_tools(
         (sequential if serial else together).append(i)
 
     for i in sequential:
-        outcomes[i] = await batch.run(calls[i])
+        outcomes[i] = await telemetry.traced_tool(calls[i], batch.run(calls[i]))
 
     def job(i: int) -> Any:
         tag = tags[i]
-        return batch.blocked(calls[i], tag.reason) if tag is not None else batch.run(calls[i])
+        work = batch.blocked(calls[i], tag.reason) if tag is not None else batch.run(calls[i])
+        return telemetry.traced_tool(calls[i], work)
 
     if len(together) == 1:
         outcomes[together[0]] = await job(together[0])

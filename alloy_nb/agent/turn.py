@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from alloy_nb import model_metadata
+from alloy_nb import model_metadata, telemetry
 from alloy_nb.agent.executor import execute_tools
 from alloy_nb.agent.retry import DEADLINE_HEADROOM_S, call_with_retry
-from alloy_nb.compaction import maybe_compact
-from alloy_nb.errors import AlloyError, ProviderError
+from alloy_nb.compaction import MESSAGE_OVERHEAD, estimate_tokens, maybe_compact
+from alloy_nb.errors import AlloyError, PromptTooLongError, ProviderError
 from alloy_nb.events import Emitter, Listener, new_id
 from alloy_nb.messages import (
     ToolResultBlock,
@@ -144,6 +144,12 @@ class _Loop:
                 "budget_exceeded",
                 f"Budget exceeded: estimated cost {cost:.4f} cents > max_budget_cents {budget}",
             )
+        with telemetry.turn_span(state.turn + 1):
+            return await self._step()
+
+    async def _step(self) -> bool:
+        """The turn past its limits: compaction, hooks, the model call, tools."""
+        state = self.state
         if not await self._compact():
             return False
         if not await self._hook("before_completion"):
@@ -153,15 +159,15 @@ class _Loop:
         self.emitter.emit("turn_start", {
             "model": config.model, "provider": getattr(config.provider, "name", None),
         }, turn=number)
-        request = ProviderRequest(
-            messages=list(state.messages), tools=config.tool_definitions,
-            system=config.system_prompt,
-        )
         try:
-            completion, provider = await call_with_retry(
-                config, request, self.emitter, turn=number, deadline=self.deadline,
-                streaming=self.streaming, on_delta=self._delta_sink(number),
-            )
+            completion, provider = await self._call(number)
+        except PromptTooLongError as err:  # reference 0.10: force-compact, retry the turn once
+            if not await self._compact(overflow=err):
+                return False
+            try:
+                completion, provider = await self._call(number)
+            except ProviderError as again:
+                return await self._fail(again)
         except ProviderError as err:
             return await self._fail(err)
         self._record(completion, provider)
@@ -178,6 +184,20 @@ class _Loop:
                 for c in calls
             ))
         return await self._end_turn()
+
+    async def _call(self, number: int) -> tuple[Completion, Any]:
+        config = self.config
+        request = ProviderRequest(
+            messages=list(self.state.messages), tools=config.tool_definitions,
+            system=config.system_prompt,
+        )
+        with telemetry.provider_span(config, number) as span:
+            completion, provider = await call_with_retry(
+                config, request, self.emitter, turn=number, deadline=self.deadline,
+                streaming=self.streaming, on_delta=self._delta_sink(number),
+            )
+            span.completion(completion, provider)
+        return completion, provider
 
     def _delta_sink(self, turn: int) -> Callable[[DeltaKind, str], None]:
         emit, on_chunk = self.emitter.emit, self.on_chunk
@@ -245,12 +265,21 @@ class _Loop:
             return False
         return self._end("completed")
 
-    async def _compact(self) -> bool:
+    async def _compact(self, overflow: PromptTooLongError | None = None) -> bool:
+        """Compact when over budget; with ``overflow`` (the provider said the prompt is
+        too long, so our estimate was low) force it down to half the estimate, and fail
+        the run with ``overflow`` when nothing could be removed."""
         state, config = self.state, self.config
+        max_tokens = config.max_tokens
+        if overflow is not None:
+            estimate = estimate_tokens(state.messages, config.system_prompt,
+                                       message_overhead=MESSAGE_OVERHEAD)
+            max_tokens = max(1, min(max_tokens, estimate // 2))
         try:
             outcome = await maybe_compact(
-                state.messages, settings=config.compaction, max_tokens=config.max_tokens,
+                state.messages, settings=config.compaction, max_tokens=max_tokens,
                 provider=config.provider, system=config.system_prompt,
+                force=overflow is not None,
             )
         except AlloyError as err:  # ProviderError, CompactionError: expected failures
             return await self._fail(err, "compaction")
@@ -258,15 +287,18 @@ class _Loop:
             log.exception("compaction failed")
             return await self._fail(err, "compaction")
         if outcome is None:
-            return True
+            return True if overflow is None else await self._fail(overflow)
         state.messages = list(outcome.messages)
         state.usage = state.usage + _price(
             outcome.usage, config.model, config.model_metadata_overrides
         )
-        self.emitter.emit("compaction", {
+        payload: dict[str, Any] = {
             "before_tokens": outcome.before_tokens, "after_tokens": outcome.after_tokens,
             "method": outcome.method, "removed_messages": outcome.removed_messages,
-        }, turn=state.turn + 1)
+        }
+        if overflow is not None:
+            payload["forced"] = True  # the provider said "prompt is too long"
+        self.emitter.emit("compaction", payload, turn=state.turn + 1)
         callback = getattr(config.compaction, "on_compaction", None)
         if callback is not None:
             try:
@@ -329,4 +361,6 @@ async def run_loop(
     a middleware bug (e.g. ``Block`` outside ``before_tool_call``) is recorded as status
     ``error`` and re-raised.
     """
-    await _Loop(config, state, emitter, streaming, on_chunk).run()
+    loop = _Loop(config, state, emitter, streaming, on_chunk)
+    with telemetry.run_span(config, state):
+        await loop.run()

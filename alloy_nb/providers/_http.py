@@ -33,12 +33,14 @@ from alloy_nb.errors import (
     BadRequestError,
     ConfigError,
     OverloadedError,
+    PromptTooLongError,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
     RateLimitError,
     StreamError,
 )
+from alloy_nb.providers._overflow import is_prompt_too_long
 from alloy_nb.providers._sse import SSEDecoder, SSEEvent
 from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
 
@@ -551,6 +553,8 @@ def status_error(
         cls = OverloadedError
     else:
         cls = BadRequestError
+    if cls is BadRequestError and is_prompt_too_long(status, payload if payload else text):
+        cls = PromptTooLongError  # the loop compacts and retries once
     err = cls(
         call.scrub(f"HTTP {status} {detail}"),
         status_code=status,
@@ -568,10 +572,16 @@ def status_error(
 
 def error_from_payload(
     call: Call, payload: Any, request_id: str | None, *, where: str = "in stream"
-) -> StreamError:
+) -> ProviderError:
     """An error the vendor reported after HTTP 200 (an SSE error event, ``response.failed``,
-    an OpenRouter error chunk). Retryable when its type, code or status says transient."""
+    an OpenRouter error chunk). Retryable when its type, code or status says transient;
+    a context-window overflow is a ``PromptTooLongError`` (reported as status 400)."""
     detail, labels = _describe(payload, json.dumps(payload) if payload is not None else "")
+    if is_prompt_too_long(None, payload):
+        return PromptTooLongError(
+            call.scrub(f"error {where}: {detail}"), status_code=400,
+            body=call.scrub(_trim(json.dumps(payload), 2000)), **_who(call, request_id),
+        )
     err, _ = _error_object(payload)
     status = err.get("status_code") or err.get("code")
     transient = bool(labels & _TRANSIENT) or (

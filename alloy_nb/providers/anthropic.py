@@ -25,6 +25,7 @@ from alloy_nb.messages import (
     ToolUseBlock,
 )
 from alloy_nb.providers import _http
+from alloy_nb.providers._media import unsupported_media
 from alloy_nb.providers._sse import SSEEvent
 from alloy_nb.providers.base import Completion, DeltaKind, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
@@ -48,7 +49,10 @@ class Anthropic(_http.HTTPProvider):
 
     ``thinking={"type": "enabled", "budget_tokens": N}`` turns on extended thinking (its
     blocks, signatures and redacted blocks are sent back unchanged); ``code_execution=True``
-    adds Anthropic's code-execution server tool and its beta header.
+    adds Anthropic's code-execution server tool and its beta header. ``cache=True`` turns
+    on prompt caching: ``cache_control`` breakpoints on the system prompt (sent as a
+    block), the last tool and the newest message, so each turn of a loop reads the
+    previous turns from the cache; cache reads and writes show in ``Usage`` and its cost.
     """
 
     name = "anthropic"
@@ -67,8 +71,12 @@ class Anthropic(_http.HTTPProvider):
         thinking: Mapping[str, Any] | None = None,
         code_execution: bool = False,
         headers: Mapping[str, str] | None = None,
+        cache: bool = False,
     ) -> None:
         _http.check_max_output_tokens(max_output_tokens)
+        if not isinstance(cache, bool):
+            raise ConfigError(f"cache must be True or False, got {cache!r}")
+        self.cache = cache
         self.max_output_tokens = max_output_tokens
         self.thinking = _check_thinking(thinking, max_output_tokens)
         self.code_execution = bool(code_execution)
@@ -94,6 +102,8 @@ class Anthropic(_http.HTTPProvider):
             {"name": t.name, "description": t.description, "input_schema": t.input_schema}
             for t in request.tools
         ]
+        if self.cache:
+            _cache_breakpoints(body, tools)
         if self.code_execution:
             tools.append(dict(CODE_EXECUTION_TOOL))
         if tools:
@@ -131,6 +141,32 @@ def _check_thinking(thinking: Mapping[str, Any] | None, max_tokens: int) -> dict
                 f"thinking budget_tokens ({budget}) must be below max_output_tokens ({max_tokens})"
             )
     return dict(thinking)
+
+
+_EPHEMERAL = {"type": "ephemeral"}
+_CACHEABLE = {"text", "image", "document", "tool_use", "tool_result"}
+
+
+def _cache_breakpoints(body: dict[str, Any], tools: list[dict[str, Any]]) -> None:
+    """Mark the ends of the three stable prefixes (tools, system, history) as cacheable:
+    three of the four breakpoints Anthropic allows (reference 0.9 ``cache: true``)."""
+    if tools:
+        tools[-1]["cache_control"] = dict(_EPHEMERAL)
+    if "system" in body:
+        body["system"] = [
+            {"type": "text", "text": body["system"], "cache_control": dict(_EPHEMERAL)}
+        ]
+    if not body["messages"]:
+        return
+    last = body["messages"][-1]
+    content = last["content"]
+    if isinstance(content, str):
+        last["content"] = [{"type": "text", "text": content, "cache_control": dict(_EPHEMERAL)}]
+        return
+    for block in reversed(content):  # thinking blocks cannot carry a breakpoint
+        if block.get("type") in _CACHEABLE:
+            block["cache_control"] = dict(_EPHEMERAL)
+            return
 
 
 def _merge_headers(headers: Mapping[str, str], code_execution: bool) -> dict[str, str]:
@@ -193,6 +229,11 @@ def _wire_block(b: Block) -> dict[str, Any] | None:
         origin = raw.pop("origin", None)
         if origin == ORIGIN or (origin is None and _is_raw_type(b.type)):
             return raw
+        if origin is None and b.type == "document" and isinstance(raw.get("source"), dict):
+            return raw  # already in Messages form ({"type": "document", "source": {...}})
+        note = unsupported_media("Anthropic", b) if origin is None else None
+        if note is not None:
+            return {"type": "text", "text": note}
         return None  # another protocol's opaque item (e.g. an OpenAI reasoning item)
     raise ConfigError(f"cannot send a {type(b).__name__} to Anthropic")
 

@@ -24,6 +24,7 @@ from alloy_nb.messages import (
     ToolUseBlock,
 )
 from alloy_nb.providers import _http
+from alloy_nb.providers._media import unsupported_media
 from alloy_nb.providers._sse import SSEEvent
 from alloy_nb.providers.base import Completion, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
@@ -132,6 +133,8 @@ def _wire_items(msg: Message) -> list[dict[str, Any]]:
                 parts.append(
                     {"type": "input_image", "image_url": f"data:{b.mime_type};base64,{b.data}"}
                 )
+            elif (note := unsupported_media("OpenAI", b)) is not None:
+                parts.append({"type": "input_text", "text": note})
             elif not _foreign(b):
                 raise ConfigError(f"cannot send a {type(b).__name__} in a user message to OpenAI")
         if parts:

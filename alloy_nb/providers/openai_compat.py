@@ -7,6 +7,7 @@ Vendor differences are typed flags on ``Compat``, filled in by preset classmetho
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from alloy_nb.messages import (
     ToolUseBlock,
 )
 from alloy_nb.providers import _http
+from alloy_nb.providers._media import unsupported_media
 from alloy_nb.providers._sse import SSEEvent
 from alloy_nb.providers.base import Completion, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
@@ -122,7 +124,8 @@ class OpenAICompat(_http.HTTPProvider):
 
     A reply that carries tool calls is treated as tool use whatever its finish_reason
     (Ollama and OpenRouter upstreams send ``"stop"`` or nothing), except ``length`` and
-    ``content_filter``, where the calls may be cut off.
+    ``content_filter``, where the calls may be cut off. ``extra_body`` (a dict) is merged
+    last into every request body, so it may add vendor fields or override ours.
     """
 
     name = "openai-compat"
@@ -137,9 +140,15 @@ class OpenAICompat(_http.HTTPProvider):
         api_key_env: str | Sequence[str] | None = "OPENAI_API_KEY",
         max_output_tokens: int | None = None,
         headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
         if not model:
             raise ConfigError("OpenAICompat needs a model name")
+        if extra_body is not None and not isinstance(extra_body, Mapping):
+            raise ConfigError(
+                f"extra_body must be a dict of request fields, got {type(extra_body).__name__}"
+            )
+        self.extra_body = copy.deepcopy(dict(extra_body or {}))
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
             raise ConfigError("OpenAICompat needs base_url= (or the OPENAI_BASE_URL variable)")
@@ -235,6 +244,8 @@ class OpenAICompat(_http.HTTPProvider):
             body["stream"] = True
             if c.supports_stream_options:
                 body["stream_options"] = {"include_usage": True}
+        if self.extra_body:  # reference 0.9: merged last, so it may override any field
+            body.update(copy.deepcopy(self.extra_body))
         return body
 
     def _parse(self, call: _http.Call, data: Any, request_id: str | None) -> Completion:
@@ -263,6 +274,8 @@ def _wire_messages(msg: Message, c: Compat) -> list[dict[str, Any]]:
             elif isinstance(b, ImageBlock):
                 url = f"data:{b.mime_type};base64,{b.data}"
                 parts.append({"type": "image_url", "image_url": {"url": url}})
+            elif (note := unsupported_media("OpenAICompat", b)) is not None:
+                parts.append({"type": "text", "text": note})
             elif not isinstance(b, (ThinkingBlock, ServerToolUseBlock, RawBlock)):
                 raise ConfigError(f"cannot send a {type(b).__name__} in a user message")
         if parts:

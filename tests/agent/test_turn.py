@@ -348,20 +348,25 @@ def test_budget_exceeded_is_checked_at_turn_start() -> None:
     assert "Budget exceeded" in state.error
 
 
-def test_budget_with_an_unpriced_model_warns_once_instead_of_silently_never_firing(
+def test_budget_with_an_unpriced_model_is_a_config_error_and_an_unpriced_reply_warns_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    replies = [Scripted.tool_calls(("echo", {"text": "x"}), usage=(1_000_000, 0))] * 3
+    with pytest.raises(ConfigError, match=r"model_metadata_overrides=\{'scripted'"):
+        loop(["done"], max_budget_cents=1)  # model "scripted": no price
+    # the configured model is priced, but the replies name another, unpriced one
+    replies = [Scripted.reply(tool_calls=[("echo", {"text": "x"})], usage=(1_000_000, 0),
+                              model="acme-unpriced")] * 3
     with caplog.at_level("WARNING", logger="alloy_nb"):
-        state = loop([*replies, "done"], max_budget_cents=1)  # model "scripted": no price
-    assert state.status == "completed" and not state.usage.priced
+        state = loop(Scripted([*replies, "done"], model="claude-sonnet-4-6"),
+                     max_budget_cents=1)
     warnings = [r for r in caplog.records if "max_budget_cents" in r.getMessage()]
-    assert len(warnings) == 1 and "'scripted'" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "'acme-unpriced'" in warnings[0].getMessage()
     caplog.clear()
     with caplog.at_level("WARNING", logger="alloy_nb"):
         loop(["done"])  # no budget: nothing to warn about
         loop(Scripted(["done"], model="claude-sonnet-4-6"), max_budget_cents=1)  # priced
     assert not [r for r in caplog.records if "max_budget_cents" in r.getMessage()]
+    assert state.turn == 4
 
 
 def test_until_tool_continues_until_called() -> None:

@@ -1,8 +1,8 @@
 """Model providers and ``resolve``, the one registry that knows all of them.
 
 Each protocol lives in its own module (``anthropic``, ``openai``, ``openai_compat``,
-``gemini``) and none imports another. All of them load on first use, so a run on the offline ``Scripted`` or
-``Demo`` provider never imports httpx.
+``gemini``) and none imports another. All of them load on first use, so a run on the offline
+``Scripted`` or ``Demo`` provider never imports httpx.
 """
 
 from __future__ import annotations

@@ -212,7 +212,13 @@ def test_history_translation_ids_signatures_and_foreign_blocks() -> None:
         {  # results and the next user text merge into one user turn (turns alternate)
             "role": "user",
             "parts": [
-                {"functionResponse": {"name": "add", "response": {"result": "2"}, "id": "v3ndor1d"}},
+                {
+                    "functionResponse": {
+                        "name": "add",
+                        "response": {"result": "2"},
+                        "id": "v3ndor1d",
+                    }
+                },
                 {"functionResponse": {"name": "add", "response": {"error": "boom"}}},
                 {"text": "and now?"},
             ],
@@ -331,7 +337,8 @@ def test_tool_from_a_function_with_pydantic_arguments_declares_the_subset() -> N
     )
 )
 def test_schema_conversion_never_fails_and_stays_in_the_subset(schema: dict[str, Any]) -> None:
-    schema = {**schema, "$defs": {"A": {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}}}}
+    recursive = {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}}
+    schema = {**schema, "$defs": {"A": recursive}}
     g = gemini_schema(schema)
     for node in _walk(g):
         assert set(node) <= _ALLOWED
@@ -431,7 +438,7 @@ def test_prompt_block_and_malformed_call_are_typed_errors(stream: bool) -> None:
          raw(200, [malformed] if stream else malformed, stream=stream)]
     ) as srv:  # fmt: skip
         p = Gemini(api_key=KEY, base_url=srv.url)
-        with pytest.raises(StreamError, match="blocked the prompt.*SAFETY.*unsafe prompt") as e1:
+        with pytest.raises(StreamError, match=r"blocked the prompt.*SAFETY.*unsafe prompt") as e1:
             call(p, req(), stream)
         assert not e1.value.retryable
         with pytest.raises(StreamError, match="malformed function call: bad") as e2:
@@ -538,9 +545,8 @@ def test_a_daily_quota_429_is_not_retried() -> None:
                               {"@type": "type.googleapis.com/google.rpc.RetryInfo",
                                "retryDelay": "5s"}]}
     }  # fmt: skip
-    with FakeProviderServer([raw(429, daily)]) as srv:
-        with pytest.raises(RateLimitError) as info:
-            call(Gemini(api_key=KEY, base_url=srv.url), req(), False)
+    with FakeProviderServer([raw(429, daily)]) as srv, pytest.raises(RateLimitError) as info:
+        call(Gemini(api_key=KEY, base_url=srv.url), req(), False)
     assert not info.value.retryable and info.value.retry_after == 5.0
 
 
@@ -565,9 +571,9 @@ def test_stream_faults(stream: bool) -> None:
 
 def test_stream_without_a_finish_reason_is_cut_off() -> None:
     frames = [{"candidates": [{"content": {"parts": [{"text": "half"}]}}]}]
-    with FakeProviderServer([raw(200, frames, stream=True)]) as srv:
-        with pytest.raises(StreamError, match="finishReason") as info:
-            call(Gemini(api_key=KEY, base_url=srv.url), req(), True)
+    srv = FakeProviderServer([raw(200, frames, stream=True)])
+    with srv, pytest.raises(StreamError, match="finishReason") as info:
+        call(Gemini(api_key=KEY, base_url=srv.url), req(), True)
     assert info.value.retryable
 
 

@@ -224,8 +224,7 @@ def _refine_http_error(err: ProviderHTTPError) -> ProviderHTTPError:
             model=err.model,
             request_id=err.request_id,
         )
-    if err.status_code == 400 and _TOO_LONG.search(body):
-        return _prompt_too_long(err)
+    _raise_if_prompt_too_long(err)
     if err.retry_after is None and (m := _RETRY_DELAY.search(body)):
         err.retry_after = float(m[1])
     if err.status_code == 429 and "PerDay" in body:
@@ -233,18 +232,19 @@ def _refine_http_error(err: ProviderHTTPError) -> ProviderHTTPError:
     return err
 
 
-def _prompt_too_long(err: ProviderHTTPError) -> ProviderHTTPError:
+def _raise_if_prompt_too_long(err: ProviderHTTPError) -> None:
     """The 400 Gemini sends when the input exceeds the model's window."""
-    # merge: raise PromptTooLongError once issue 12 lands
-    return BadRequestError(
-        err.message,
-        status_code=err.status_code,
-        body=err.body,
-        retry_after=err.retry_after,
-        provider=err.provider,
-        model=err.model,
-        request_id=err.request_id,
-    )
+    if err.status_code == 400 and _TOO_LONG.search(err.body or ""):
+        # merge: raise PromptTooLongError once issue 12 lands
+        raise BadRequestError(
+            err.message,
+            status_code=err.status_code,
+            body=err.body,
+            retry_after=err.retry_after,
+            provider=err.provider,
+            model=err.model,
+            request_id=err.request_id,
+        ) from None
 
 
 # --------------------------------------------------------------------- ours -> wire

@@ -69,7 +69,9 @@ _POLICY = {
     "IMAGE_PROHIBITED_CONTENT",
     "IMAGE_RECITATION",
 }
+_TEXT_KEYS = frozenset({"text", "thought", "thoughtSignature"})  # a plain (thought) text part
 _CANDIDATE_META = ("groundingMetadata", "urlContextMetadata", "citationMetadata")
+_STREAM_META = (*_CANDIDATE_META, "finishMessage")
 _NO_TOOL_USE = {"MAX_TOKENS", *_POLICY}  # calls cut off or filtered never run
 _RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
 _TOO_LONG = re.compile(
@@ -604,6 +606,7 @@ class _ChunkMerger:
         self.request_id = request_id
         self.model = model
         self.parts: list[dict[str, Any]] = []
+        self._text: list[str] = []  # pieces of the last part's text, while it grows
         self.open_call: dict[str, Any] | None = None  # Vertex: a call whose args are streaming
         self.last: dict[str, Any] = {}
         self.meta: dict[str, Any] = {}
@@ -621,7 +624,7 @@ class _ChunkMerger:
             self.feedback = chunk["promptFeedback"]
         cands = chunk.get("candidates") or []
         cand = cands[0] if cands and isinstance(cands[0], dict) else {}
-        for k in (*_CANDIDATE_META, "finishMessage"):
+        for k in _STREAM_META:
             if k in cand:
                 self.meta[k] = cand[k]  # repeated per chunk: keep the last
         if isinstance(cand.get("finishReason"), str):
@@ -642,16 +645,14 @@ class _ChunkMerger:
         if isinstance(fc, dict) and self._streamed_call(part, fc):
             return None
         text = part.get("text")
-        if not isinstance(text, str) or set(part) - {"text", "thought", "thoughtSignature"}:
-            self.parts.append(dict(part))
+        if not isinstance(text, str) or not part.keys() <= _TEXT_KEYS:
+            self._append(dict(part))
             return None
         thought = bool(part.get("thought"))
         sig = part.get("thoughtSignature")
         prev = self.parts[-1] if self.parts else None
         prev_is_text = (
-            prev is not None
-            and isinstance(prev.get("text"), str)
-            and not set(prev) - {"text", "thought", "thoughtSignature"}
+            prev is not None and isinstance(prev.get("text"), str) and prev.keys() <= _TEXT_KEYS
         )
         if (
             prev is not None
@@ -659,7 +660,7 @@ class _ChunkMerger:
             and bool(prev.get("thought")) == thought
             and not (sig and prev.get("thoughtSignature"))
         ):
-            prev["text"] += text
+            self._text.append(text)  # joined once, at the end: no quadratic copying
             if sig:
                 prev["thoughtSignature"] = sig
         elif (
@@ -672,8 +673,19 @@ class _ChunkMerger:
         ):
             prev["thoughtSignature"] = sig  # a trailing empty chunk signs the text before it
         elif text or sig:
-            self.parts.append(dict(part))
+            self._append(dict(part))
+            self._text = [text]
         return ("thinking" if thought else "text", text)
+
+    def _append(self, part: dict[str, Any]) -> None:
+        self._flush()
+        self.parts.append(part)
+
+    def _flush(self) -> None:
+        """Write the pending text pieces into the last (text) part."""
+        if self._text:
+            self.parts[-1]["text"] = "".join(self._text)
+            self._text = []
 
     def _streamed_call(self, part: dict[str, Any], fc: dict[str, Any]) -> bool:
         """Vertex's ``willContinue``/``partialArgs`` call streaming; True if consumed."""
@@ -685,7 +697,7 @@ class _ChunkMerger:
                 self.open_call = {"functionCall": call}
                 if part.get("thoughtSignature"):
                     self.open_call["thoughtSignature"] = part["thoughtSignature"]
-                self.parts.append(self.open_call)
+                self._append(self.open_call)
                 return True
             return False
         args = self.open_call["functionCall"]["args"]
@@ -697,6 +709,7 @@ class _ChunkMerger:
         return True
 
     def completion(self) -> Completion:
+        self._flush()
         if self.finish is None:
             if self.feedback and self.feedback.get("blockReason"):
                 rid = self.request_id or self.last.get("responseId")

@@ -392,10 +392,13 @@ def test_gemini_provider_spec_in_a_real_kernel(kernel: Kernel) -> None:
     try:
         ex = kernel.run("%%alloy -o rg\nSay hello")
         assert ex.ok
+        # the fake's default usage (10 in, 5 out) at gemini-2.5-flash's catalogue price;
+        # run_usage is this cell's share (a session's usage is cumulative)
+        cents = (10 * 0.30 + 5 * 2.50) * 100 / 1e6
         out = kernel.ok("print(type(J.controller().session().config.provider).__name__,"
-                        " rg.text.count('Hallo'), rg.usage.priced,"
-                        " rg.usage.estimated_cost_cents > 0, gsrv.requests[0].path)")
-        assert out == ("Gemini 40 True True "
+                        " rg.text.count('Hallo'), round(rg.run_usage.estimated_cost_cents, 9),"
+                        " gsrv.requests[0].path)")
+        assert out == (f"Gemini 40 {round(cents, 9)} "
                        "/v1beta/models/gemini-2.5-flash:streamGenerateContent\n")
         assert secret not in json.dumps([m["content"] for m in kernel.of(ex)])
     finally:

@@ -469,9 +469,11 @@ def _local_id() -> str:
     return LOCAL_ID + uuid.uuid4().hex[:16]
 
 
-def _blocks(parts: Sequence[Any], model: str) -> list[Block]:
+def _blocks(
+    parts: Sequence[Any], model: str, call: _http.Call, request_id: str | None, *, cut: bool
+) -> list[Block]:
     """Parts (whole, or merged from a stream) as our blocks, each signature right after the
-    block of the part it came on."""
+    block of the part it came on. ``cut``: the reply hit MAX_TOKENS (its calls never run)."""
     blocks: list[Block] = []
     for part in parts:
         if not isinstance(part, dict):
@@ -488,10 +490,13 @@ def _blocks(parts: Sequence[Any], model: str) -> list[Block]:
             fc = part["functionCall"]
             args = fc.get("args")
             ident = fc.get("id")
+            name = str(fc.get("name") or "")
             block = ToolUseBlock(
                 id=ident if isinstance(ident, str) and ident else _local_id(),
-                name=str(fc.get("name") or ""),
-                input=args if isinstance(args, dict) else {},
+                name=name,
+                input={}
+                if args is None
+                else _http.tool_arguments(call, name, args, request_id, lenient=cut),
             )
         elif kind == "text" and not sig:
             continue  # an empty text part says nothing
@@ -559,7 +564,7 @@ def _completion(call: _http.Call, data: Any, request_id: str | None, model: str)
             model=call.model,
             request_id=rid,
         )
-    blocks = _blocks(parts, model)
+    blocks = _blocks(parts, model, call, rid, cut=finish == "MAX_TOKENS")
     grounding = {k: cand[k] for k in _CANDIDATE_META if k in cand}
     if grounding:
         blocks.append(RawBlock(type=GROUNDING, **{"origin": ORIGIN, **grounding}))

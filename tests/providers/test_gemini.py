@@ -585,3 +585,11 @@ def test_json_array_stream_without_alt_sse_is_read() -> None:
     with FakeProviderServer([raw(200, chunks)]) as srv:
         c, deltas = call(Gemini(api_key=KEY, base_url=srv.url), req(), True)
     assert c.message.text == "Scoop" and [t for _, t in deltas] == ["Sc", "oop"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_call_arguments_that_are_not_an_object_are_a_retryable_error(stream: bool) -> None:
+    srv = FakeProviderServer([reply.tool_calls(("add", '"not an object"'))])
+    with srv, pytest.raises(StreamError, match="invalid JSON arguments for tool 'add'") as info:
+        call(Gemini(api_key=KEY, base_url=srv.url), req(), stream)
+    assert info.value.retryable

@@ -593,3 +593,21 @@ def test_call_arguments_that_are_not_an_object_are_a_retryable_error(stream: boo
     with srv, pytest.raises(StreamError, match="invalid JSON arguments for tool 'add'") as info:
         call(Gemini(api_key=KEY, base_url=srv.url), req(), stream)
     assert info.value.retryable
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_loop_waits_as_long_as_retry_info_says(stream: bool) -> None:
+    """A 429 whose body's RetryInfo says 0.25s: the run waits that long, then succeeds."""
+    events: list[dict[str, Any]] = []
+    with FakeProviderServer([reply.status(429, retry_after=0.25), reply.text("ok")]) as srv:
+        p = Gemini(api_key=KEY, base_url=srv.url)
+        if stream:
+            from alloy_nb.api import astream
+
+            result = asyncio.run(astream("hi", lambda c: None, provider=p, on_event=events.append))
+        else:
+            result = asyncio.run(arun("hi", provider=p, on_event=events.append))
+    (retry,) = [e for e in events if e["event"] == "retry"]
+    assert retry["payload"]["delay_ms"] == 250  # no retry-after header: the body said so
+    assert retry["payload"]["error_type"] == "RateLimitError"
+    assert result.text == "ok"

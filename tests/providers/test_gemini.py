@@ -611,3 +611,23 @@ def test_the_loop_waits_as_long_as_retry_info_says(stream: bool) -> None:
     assert retry["payload"]["delay_ms"] == 250  # no retry-after header: the body said so
     assert retry["payload"]["error_type"] == "RateLimitError"
     assert result.text == "ok"
+
+
+def test_a_gemini_history_goes_to_other_providers_without_gemini_blocks() -> None:
+    """Switching provider mid-conversation: Gemini's signatures, verbatim parts and grounding
+    stay behind; text, calls and results travel."""
+    from alloy_nb.providers import Anthropic, OpenAI, OpenAICompat
+
+    with FakeProviderServer(
+        [reply.thinking("hm", reply.tool_calls(("add", {"a": 1}), text="Adding."))]
+    ) as srv:
+        c, _ = call(Gemini(api_key=KEY, base_url=srv.url, code_execution=True), req(), False)
+    (tool,) = c.message.tool_calls
+    assert any(isinstance(b, RawBlock) and b.type == "gemini.signature" for b in c.message.content)
+    result = ToolResultBlock(tool_use_id=tool.id, content="1")
+    history = [user("q"), c.message, tool_results([result])]
+    for p in (Anthropic(api_key=KEY), OpenAI(api_key=KEY),
+              OpenAICompat(api_key=KEY, model="m", base_url="http://127.0.0.1:9")):  # fmt: skip
+        sent = json.dumps(p.build_body(req(*history), stream=False))
+        assert "thoughtSignature" not in sent and "gemini." not in sent and "hm" not in sent
+        assert "Adding." in sent and tool.id in sent

@@ -543,10 +543,11 @@ def _completion(call: _http.Call, data: Any, request_id: str | None, model: str)
         if isinstance(feedback, dict) and feedback.get("blockReason"):
             raise _prompt_blocked(call, feedback, rid)
         raise _http.unexpected_reply(call, "generateContent", data, rid)
+    if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
+        raise _http.unexpected_reply(call, "generateContent candidates", candidates, rid)
     cand = candidates[0]
-    if not isinstance(cand, dict):
-        raise _http.unexpected_reply(call, "generateContent candidate", cand, rid)
-    finish = cand.get("finishReason")
+    raw_finish = cand.get("finishReason")
+    finish = raw_finish if isinstance(raw_finish, str) else None
     raw_content = cand.get("content")
     content: dict[str, Any] = raw_content if isinstance(raw_content, dict) else {}
     parts = content.get("parts") or []
@@ -577,7 +578,7 @@ def _completion(call: _http.Call, data: Any, request_id: str | None, model: str)
         usage=_usage(data.get("usageMetadata")),
         request_id=rid,
         model=version if isinstance(version, str) and version else call.model,
-        raw_stop_reason=finish if isinstance(finish, str) else None,
+        raw_stop_reason=finish,
     )
 
 
@@ -628,7 +629,9 @@ class _ChunkMerger:
         if isinstance(chunk.get("promptFeedback"), dict):
             self.feedback = chunk["promptFeedback"]
         cands = chunk.get("candidates") or []
-        cand = cands[0] if cands and isinstance(cands[0], dict) else {}
+        if not isinstance(cands, list) or (cands and not isinstance(cands[0], dict)):
+            raise _http.unexpected_reply(self.call, "stream candidates", cands, self.request_id)
+        cand = cands[0] if cands else {}
         for k in _STREAM_META:
             if k in cand:
                 self.meta[k] = cand[k]  # repeated per chunk: keep the last
@@ -637,7 +640,10 @@ class _ChunkMerger:
         raw_content = cand.get("content")
         content: dict[str, Any] = raw_content if isinstance(raw_content, dict) else {}
         deltas: list[tuple[DeltaKind, str]] = []
-        for part in content.get("parts") or ():
+        parts = content.get("parts") or []
+        if not isinstance(parts, list):
+            raise _http.unexpected_reply(self.call, "stream content", content, self.request_id)
+        for part in parts:
             if not isinstance(part, dict):
                 raise _http.unexpected_reply(self.call, "stream part", part, self.request_id)
             d = self._part(part)
@@ -706,7 +712,8 @@ class _ChunkMerger:
                 return True
             return False
         args = self.open_call["functionCall"]["args"]
-        for delta in fc.get("partialArgs") or ():
+        deltas = fc.get("partialArgs")
+        for delta in deltas if isinstance(deltas, list) else ():
             if isinstance(delta, dict):
                 _apply_partial_arg(args, delta)
         if not fc or fc.get("willContinue") is not True:

@@ -4,6 +4,7 @@ reply parsing (whole and streamed) and Gemini's error readings, over real HTTP o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from enum import Enum
 from typing import Any, Literal, Optional
@@ -631,3 +632,39 @@ def test_a_gemini_history_goes_to_other_providers_without_gemini_blocks() -> Non
         sent = json.dumps(p.build_body(req(*history), stream=False))
         assert "thoughtSignature" not in sent and "gemini." not in sent and "hm" not in sent
         assert "Adding." in sent and tool.id in sent
+
+
+# ----------------------------------------------------------------- fuzzing the reply parser
+
+_KEYS = ["candidates", "content", "parts", "text", "thought", "thoughtSignature", "functionCall",
+         "name", "args", "id", "willContinue", "partialArgs", "jsonPath", "stringValue",
+         "finishReason", "usageMetadata", "promptTokenCount", "cachedContentTokenCount",
+         "promptFeedback", "blockReason", "error", "code", "message", "groundingMetadata",
+         "modelVersion", "responseId", "executableCode"]  # fmt: skip
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False)
+    | st.sampled_from(["", "STOP", "MAX_TOKENS", "SAFETY", "x", "$.a"]),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), kids,
+                                                              max_size=5),
+    max_leaves=25,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_JSON, st.lists(_JSON, max_size=4)))
+def test_any_reply_json_is_a_completion_or_a_typed_error(data: Any) -> None:
+    """Whatever JSON comes back (whole, or as stream chunks), parsing ends in a Completion or
+    a ProviderError, never a KeyError/TypeError from inside the parser."""
+    from alloy_nb.providers.gemini import _ChunkMerger
+
+    p = Gemini(api_key=KEY)
+    c = p._call()
+    with contextlib.suppress(ProviderError):
+        p._parse(c, data, None)
+    merger = _ChunkMerger(c, None, p.model)
+    try:
+        for chunk in data if isinstance(data, list) else [data]:
+            merger.add(chunk)
+        merger.completion()
+    except ProviderError:
+        pass

@@ -21,7 +21,7 @@ import httpx
 
 from alloy_nb.api import arun, astream
 from alloy_nb.messages import user
-from alloy_nb.providers import Anthropic, OpenAI, OpenAICompat, ProviderRequest
+from alloy_nb.providers import Anthropic, Gemini, OpenAI, OpenAICompat, ProviderRequest
 from alloy_nb.providers.base import Provider
 
 KEY = "bench-key"
@@ -155,10 +155,75 @@ def main() -> None:
                 mode = "stream" if stream else "json"
                 ms_a, ms_r = a / n * 1000, r / n * 1000
                 print(f"{protocol:<18}{mode:<8}{ms_a:>15.3f}{ms_r:>15.3f}{a / r:>8.2f}")
+        ratios += bench_gemini(n, w, args.repeat)
         print(f"\nworst ratio {max(ratios):.2f} (target <= 1.5)")
     finally:
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(timeout=10)
+
+
+# ----------------------------------------------------------------- Gemini (native API)
+
+
+def _gemini_text(data: dict[str, Any]) -> str:
+    parts = (data.get("candidates") or [{}])[0].get("content", {}).get("parts") or ()
+    return "".join(p.get("text", "") for p in parts if not p.get("thought"))
+
+
+async def _gemini_raw_turns(url: str, body: dict, headers: dict, n: int, stream: bool) -> str:
+    """Hand-written httpx client for generateContent / streamGenerateContent?alt=sse."""
+    text = ""
+    async with httpx.AsyncClient() as client:
+        for _ in range(n):
+            if not stream:
+                resp = await client.post(url, json=body, headers=headers)
+                text = _gemini_text(resp.json())
+                continue
+            parts = []
+            async with client.stream("POST", url, json=body, headers=headers) as resp:
+                async for line in resp.aiter_lines():
+                    if line.startswith("data:"):
+                        parts.append(_gemini_text(json.loads(line[5:])))
+            text = "".join(parts)
+    return text
+
+
+def bench_gemini(n: int, w: int, repeat: int) -> list[float]:
+    """The Gemini rows, on a fake server of their own; returns the two ratios."""
+    per_mode = n * repeat + w
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(4 * per_mode), ANSWER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ratios = []
+    try:
+        url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        for stream in (False, True):
+            p = Gemini(api_key=KEY, model="bench", base_url=url)
+            request = ProviderRequest(messages=[user("What is the answer?")])
+            body = p.build_body(request, stream=stream)
+            call = p._call_for(stream)
+            asyncio.run(alloy_turns(p, w, stream))
+            asyncio.run(_gemini_raw_turns(call.url, body, call.headers, w, stream))
+            a = r = float("inf")
+            for _ in range(repeat):
+                ta, a_text = cpu(lambda p=p, s=stream: asyncio.run(alloy_turns(p, n, s)))
+                tr, r_text = cpu(
+                    lambda c=call, b=body, s=stream: asyncio.run(
+                        _gemini_raw_turns(c.url, b, c.headers, n, s)
+                    )
+                )
+                a, r = min(a, ta), min(r, tr)
+            assert a_text == r_text == ANSWER, (a_text, r_text)
+            ratios.append(a / r)
+            mode = "stream" if stream else "json"
+            print(f"{'gemini':<18}{mode:<8}{a / n * 1000:>15.3f}{r / n * 1000:>15.3f}{a / r:>8.2f}")
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(timeout=10)
+    return ratios
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ surface a user could see or save for the key.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 import alloy_nb as alloy
 from alloy_nb.errors import AuthenticationError
-from alloy_nb.providers import Anthropic, OpenAI, OpenAICompat
+from alloy_nb.providers import Anthropic, Gemini, OpenAI, OpenAICompat
 from alloy_nb.testing import FakeProviderServer, reply
 
 KEY = "sk-test-SECRET-4f1c9e2b7a"
@@ -25,6 +26,7 @@ def _providers(url: str) -> list:
         Anthropic(api_key=KEY, base_url=url),
         OpenAI(api_key=KEY, base_url=url),
         OpenAICompat(api_key=KEY, model="m", base_url=url),
+        Gemini(api_key=KEY, base_url=url),
     ]
 
 
@@ -36,7 +38,7 @@ def test_reprs_and_descriptions_hide_the_key() -> None:
         assert KEY not in str(vars(p))  # not even a plain attribute dump
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
 def test_auth_failure_error_events_and_logs_hide_the_key(
     index: int, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -86,3 +88,31 @@ def test_saved_session_has_no_key(tmp_path: Path) -> None:
     assert KEY not in Path(path).read_text()
     assert KEY not in exported
     assert KEY not in repr(session)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gemini_key_echoed_by_the_server_is_scrubbed(stream: bool) -> None:
+    """Google's 400 for a bad key, echoing the key: the typed error never carries it, and
+    the key went in the x-goog-api-key header, not the URL."""
+    from alloy_nb.messages import user
+    from alloy_nb.providers.base import ProviderRequest
+
+    body = json.dumps({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                                 "message": f"API key not valid: {KEY}",
+                                 "details": [{"reason": "API_KEY_INVALID"}]}})  # fmt: skip
+    with FakeProviderServer([reply.raw(400, {"content-type": "application/json"}, body)]) as srv:
+        provider = Gemini(api_key=KEY, base_url=srv.url)
+        request = ProviderRequest(messages=[user("hi")])
+
+        async def go() -> object:
+            if stream:
+                return await provider.stream(request, lambda k, t: None)
+            return await provider.complete(request)
+
+        with pytest.raises(AuthenticationError) as info:
+            asyncio.run(go())
+        (sent,) = srv.requests
+    err = info.value
+    assert err.status_code == 400 and "API key not valid" in str(err)
+    assert KEY not in str(err) and KEY not in repr(err) and KEY not in err.body
+    assert sent.headers["x-goog-api-key"] == KEY and KEY not in sent.path + sent.query

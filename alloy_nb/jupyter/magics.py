@@ -21,7 +21,8 @@ __all__ = ["AlloyMagics"]
 
 _HELP = f"""\
 %alloy provider [SPEC|VAR]    anthropic:MODEL, openai:MODEL, ollama:MODEL, demo, or a
-                              variable holding a provider (keys come from the environment)
+                              variable holding a provider (keys come from the environment);
+                              gemini:MODEL is Google's native API (GEMINI_API_KEY)
 %alloy model [NAME]           switch model within the provider (or PREFIX:MODEL)
 %alloy tools [LIST|none]      comma list of: {", ".join(TOOL_NAMES)}
 %alloy system [TEXT|none]     system prompt for the sessions

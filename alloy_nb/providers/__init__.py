@@ -1,8 +1,8 @@
 """Model providers and ``resolve``, the one registry that knows all of them.
 
-Each protocol lives in its own module (``anthropic``, ``openai``, ``openai_compat``) and none
-imports another. All of them load on first use, so a run on the offline ``Scripted`` or
-``Demo`` provider never imports httpx.
+Each protocol lives in its own module (``anthropic``, ``openai``, ``openai_compat``,
+``gemini``) and none imports another. All of them load on first use, so a run on the offline
+``Scripted`` or ``Demo`` provider never imports httpx.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from alloy_nb.providers.base import Completion, Provider, ProviderRequest
 if TYPE_CHECKING:
     from alloy_nb.providers.anthropic import Anthropic
     from alloy_nb.providers.demo import Demo
+    from alloy_nb.providers.gemini import Gemini
     from alloy_nb.providers.openai import OpenAI
     from alloy_nb.providers.openai_compat import Compat, OpenAICompat
     from alloy_nb.providers.scripted import Scripted
@@ -25,6 +26,7 @@ __all__ = [
     "Compat",
     "Completion",
     "Demo",
+    "Gemini",
     "OpenAI",
     "OpenAICompat",
     "Provider",
@@ -40,10 +42,12 @@ _LAZY = {
     "Compat": "alloy_nb.providers.openai_compat",
     "Scripted": "alloy_nb.providers.scripted",
     "Demo": "alloy_nb.providers.demo",
+    "Gemini": "alloy_nb.providers.gemini",
 }
 #: ``OpenAICompat`` preset classmethods (a test keeps this equal to ``openai_compat.PRESETS``).
 PRESETS = ("ollama", "openrouter", "gemini", "xai", "deepseek", "mistral", "groq", "together")
-PREFIXES = ("anthropic", "openai", "openai-compat", *PRESETS)
+#: ``gemini:`` is the native provider; the OpenAI-compatible Gemini preset is ``gemini-compat:``.
+PREFIXES = ("anthropic", "openai", "openai-compat", *PRESETS, "gemini-compat")
 
 
 def __getattr__(name: str) -> Any:
@@ -57,8 +61,9 @@ def resolve(spec: Any) -> Provider:
 
     Accepts an instance (returned as is), a Provider subclass (``cls()``), a
     ``(cls, {config})`` pair (``cls(**config)``), ``"demo"``, or ``"PREFIX:MODEL"`` with
-    PREFIX one of ``anthropic``, ``openai``, ``openai-compat`` (needs ``OPENAI_BASE_URL``)
-    or a preset (``ollama``, ``openrouter``, ``gemini``, ``xai``, ``deepseek``, ``mistral``,
+    PREFIX one of ``anthropic``, ``openai``, ``openai-compat`` (needs ``OPENAI_BASE_URL``),
+    ``gemini`` (the native Gemini provider; ``gemini-compat`` is Gemini's OpenAI-compatible
+    endpoint) or a preset (``ollama``, ``openrouter``, ``xai``, ``deepseek``, ``mistral``,
     ``groq``, ``together``). Keys are read from the environment at the first request, so a
     spec resolves before its key is set.
     """
@@ -92,6 +97,10 @@ def _from_string(spec: str) -> Provider:
         return __getattr__("Anthropic")(model=model)
     if prefix == "openai":
         return __getattr__("OpenAI")(model=model)
+    if prefix == "gemini":  # native; the compat preset is "gemini-compat"
+        return __getattr__("Gemini")(model=model)
+    if prefix == "gemini-compat":
+        prefix = "gemini"
     compat = __getattr__("OpenAICompat")
     if prefix == "openai-compat":
         return compat(model=model)  # ConfigError unless OPENAI_BASE_URL is set

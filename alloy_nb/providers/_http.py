@@ -137,11 +137,14 @@ class ApiKey:
 
 
 def auth_headers(style: str, key: str | None) -> dict[str, str]:
-    """``style`` is ``"x-api-key"`` (Anthropic) or ``"bearer"`` (OpenAI and compatibles)."""
+    """``style`` is ``"x-api-key"`` (Anthropic), ``"x-goog-api-key"`` (Gemini) or ``"bearer"``
+    (OpenAI and compatibles)."""
     if not key:
         return {}
     if style == "x-api-key":
         return {"x-api-key": key}
+    if style == "x-goog-api-key":  # Gemini: the key never goes into the URL
+        return {"x-goog-api-key": key}
     return {"authorization": f"Bearer {key}"}
 
 

@@ -1,8 +1,10 @@
 """Load the recorded provider exchanges in `shared/fixtures/` so tests can replay them.
 
-Reads the three formats described in the fixtures' INDEX.md: pydantic-ai cassettes
-(`parsed_body`), plain vcrpy cassettes (with gzip `!!binary` bodies) and raw Anthropic SSE
-`.txt` files. Serving an exchange is `reply.raw`'s job (see `RecordedExchange.as_reply`).
+Reads the formats described in the fixtures' INDEX.md: pydantic-ai cassettes
+(`parsed_body`), plain vcrpy cassettes (with gzip `!!binary` bodies), raw Anthropic SSE
+`.txt` files and, under `gemini/`, R vcr cassettes (`http_interactions`), Go httprr traces and
+vercel's raw bodies (`.json`, one-chunk-per-line `.chunks.txt`). Serving an exchange is
+`reply.raw`'s job (see `RecordedExchange.as_reply`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from alloy_nb.testing.wire import Protocol, Raw, reply
 
 __all__ = ["FIXTURES_DIR", "RecordedExchange", "iter_fixtures", "load_fixture"]
 
-PROTOCOLS: tuple[Protocol, ...] = ("anthropic", "openai-responses", "openai-chat")
+PROTOCOLS: tuple[Protocol, ...] = ("anthropic", "openai-responses", "openai-chat", "gemini")
 _ENDPOINTS: dict[Protocol, str] = {
     "anthropic": "/v1/messages",
     "openai-responses": "/v1/responses",
     "openai-chat": "/v1/chat/completions",
+    "gemini": "/v1beta/models/unknown:generateContent",
 }
-_SUFFIXES = {".yaml", ".yml", ".txt"}
+_SUFFIXES = {".yaml", ".yml", ".txt", ".json", ".httprr"}
 
 
 def _find_fixtures_dir() -> Path:
@@ -87,6 +90,10 @@ def load_fixture(path: str | Path, *, protocol: Protocol | None = None) -> list[
     """
     path = Path(path)
     proto = protocol or _protocol_of(path)
+    if proto == "gemini" and path.suffix in {".json", ".txt", ".httprr"}:
+        from alloy_nb.testing._gemini_fixtures import load_raw
+
+        return load_raw(path)
     if path.suffix == ".txt":  # raw SSE body: no request, no headers were recorded
         headers = {"content-type": "text/event-stream; charset=utf-8"}
         endpoint = _ENDPOINTS[proto]
@@ -98,6 +105,8 @@ def load_fixture(path: str | Path, *, protocol: Protocol | None = None) -> list[
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # `!!binary` is a safe tag
     data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    if isinstance(data, dict) and "interactions" not in data:  # R vcr (ellmer)
+        data = {"interactions": data.get("http_interactions")}
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
         raise ValueError(f"{path} is not a vcrpy cassette (no `interactions` list)")
     return [_exchange(it, n, proto, path) for n, it in enumerate(data["interactions"])]
@@ -136,6 +145,8 @@ def _headers(raw: dict[str, Any] | None) -> dict[str, str]:
 
 def _request_json(request: dict[str, Any]) -> dict[str, Any] | None:
     body = request.get("parsed_body", request.get("body"))
+    if isinstance(body, dict) and set(body) <= {"string", "encoding"}:  # R vcr
+        body = body.get("string")
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     if isinstance(body, str):
@@ -174,6 +185,8 @@ def _exchange(it: dict[str, Any], n: int, protocol: Protocol, path: Path) -> Rec
     streaming = req.get("stream") is True if req is not None else False
     if req is None or "stream" not in req:
         streaming = headers.get("content-type", "").startswith("text/event-stream")
+    if protocol == "gemini":  # the endpoint says it (a JSON-array stream is not SSE)
+        streaming = ":streamGenerateContent" in uri
     status = response.get("status", {})
     code = int(status.get("code", 0) if isinstance(status, dict) else status)
     method = str(request.get("method", "POST")).upper()

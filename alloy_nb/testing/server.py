@@ -1,7 +1,7 @@
 """FakeProviderServer: a real loopback HTTP server that answers from a script of replies.
 
 It owns sockets, chunked streaming, timing and faults; bodies and SSE events come from
-`_anthropic.py`, `_responses.py` and `_chat.py`, error bodies from `wire.py`.
+`_anthropic.py`, `_responses.py`, `_chat.py` and `_gemini.py`, error bodies from `wire.py`.
 Pure stdlib, in a background thread, so it never touches the caller's (or Jupyter's) loop.
 """
 
@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from alloy_nb.testing import _anthropic, _batch, _chat, _responses
+from alloy_nb.testing import _anthropic, _batch, _chat, _gemini, _responses
 from alloy_nb.testing.wire import (
     Context,
     CutOff,
@@ -48,11 +48,13 @@ _REPLIES: dict[Protocol, Callable[[Reply, Context], Rendered]] = {
     "anthropic": _anthropic.render_reply,
     "openai-responses": _responses.render_reply,
     "openai-chat": _chat.render_reply,
+    "gemini": _gemini.render_reply,
 }
 _ERROR_EVENTS: dict[Protocol, Callable[[ErrorEvent, Context], Rendered]] = {
     "anthropic": _anthropic.render_error_event,
     "openai-responses": _responses.render_error_event,
     "openai-chat": _chat.render_error_event,
+    "gemini": _gemini.render_error_event,
 }
 _FRAMING = {"transfer-encoding", "content-length", "connection", "keep-alive"}
 _NO_RETRY = {"x-should-retry": "false"}  # the server's own failures must not be retried
@@ -80,10 +82,14 @@ def protocol_for(path: str) -> Protocol | None:
         return "openai-responses"
     if p.endswith("/messages"):
         return "anthropic"
+    if p.endswith((":generateContent", ":streamGenerateContent")):
+        return "gemini"
     return None
 
 
 def _status(s: Status, ctx: Context) -> Rendered:
+    if ctx.protocol == "gemini":
+        return _gemini.render_status(s, ctx)
     headers = {**content_type(False), **request_id_headers(ctx.protocol)}
     if s.retry_after is not None:
         ra = s.retry_after
@@ -266,10 +272,11 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class FakeProviderServer:
-    """A scripted Anthropic / OpenAI Responses / Chat Completions server on 127.0.0.1.
+    """A scripted Anthropic / OpenAI Responses / Chat Completions / Gemini server on 127.0.0.1.
 
     Each request pops the next script entry (`reply.*`); the path picks the protocol and
-    `"stream": true` picks SSE. With an empty script it answers 500 "script exhausted".
+    `"stream": true` (Gemini: `:streamGenerateContent`) picks SSE. With an empty script it
+    answers 500 "script exhausted".
     The vendors' batch endpoints are served from `srv.batches` (scripted with its `plan`).
     """
 
@@ -384,14 +391,15 @@ class FakeProviderServer:
             parsed if isinstance(parsed, dict) else {},
             self._usage,
             self._reasoning_field,
+            url.path,
         )
         if entry is None:
             why = (
                 f"script exhausted: request #{number} ({method} {url.path}) has no scripted "
                 "reply; add more with srv.add(...)"
                 if protocol
-                else f"no protocol at {method} {url.path}; use /v1/messages, /v1/responses "
-                "or .../chat/completions"
+                else f"no protocol at {method} {url.path}; use /v1/messages, /v1/responses, "
+                ".../chat/completions or .../models/M:generateContent"
             )
             return self._failure(ctx, 500 if protocol else 404, why)
         try:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeAlias
 
-Protocol = Literal["anthropic", "openai-responses", "openai-chat"]
+Protocol = Literal["anthropic", "openai-responses", "openai-chat", "gemini"]
 PIECE = 4  # characters per streamed text delta: several deltas even for short answers
 SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 
@@ -264,10 +264,14 @@ class Context:
     body: dict[str, Any]
     default_usage: Usage = field(default_factory=Usage)
     chat_reasoning_field: str | None = "reasoning_content"
+    path: str = ""
 
     @property
     def stream(self) -> bool:
-        """Only a literal `"stream": true` streams, as with the real APIs."""
+        """Only a literal `"stream": true` streams, as with the real APIs (Gemini: the
+        `:streamGenerateContent` endpoint)."""
+        if self.protocol == "gemini":
+            return self.path.endswith(":streamGenerateContent")
         return self.body.get("stream") is True
 
     def model(self, r: Reply | None = None) -> str:
@@ -388,7 +392,11 @@ def error_body(
     error_code: str | None = None,
     request_id: str | None = None,
 ) -> bytes:
-    """The vendor's JSON error body for an HTTP status (Anthropic or OpenAI shape)."""
+    """The vendor's JSON error body for an HTTP status (Anthropic, OpenAI or Gemini shape)."""
+    if protocol == "gemini":
+        from alloy_nb.testing._gemini import error_body as gemini_error_body
+
+        return gemini_error_body(code, message=message, reason=error_type)
     if protocol == "anthropic":
         default = ("api_error", "Internal server error") if code >= 500 else _A_ERRORS[400]
         t, m = _A_ERRORS.get(code, default)

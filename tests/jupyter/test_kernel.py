@@ -378,3 +378,30 @@ def test_interrupting_a_shielded_wait_keeps_the_run_going(kernel: Kernel) -> Non
     assert ex.interrupted is not None and ex.ended - ex.interrupted < 3.0
     assert kernel.ok("print(jw.status)") == "running\n"
     assert kernel.ok("r = await jw\nprint(r.status, r.text)") == "completed kept\n"
+
+
+def test_gemini_provider_spec_in_a_real_kernel(kernel: Kernel) -> None:
+    """``%alloy provider gemini:MODEL`` in a kernel: the native provider streams the answer
+    into the cell (Google's endpoint pointed at a loopback fake) and the cost is priced."""
+    secret = "test-key-kernel-gemini-77"
+    kernel.ok("import os, alloy_nb.providers.gemini as G\n"
+              "from alloy_nb.testing import FakeProviderServer, reply\n"
+              "gsrv = FakeProviderServer([reply.text('Hallo ' * 40)]).start()\n"
+              f"G.DEFAULT_BASE_URL, os.environ['GEMINI_API_KEY'] = gsrv.url, {secret!r}\n"
+              "%alloy provider gemini:gemini-2.5-flash")
+    try:
+        ex = kernel.run("%%alloy -o rg\nSay hello")
+        assert ex.ok
+        # the fake's default usage (10 in, 5 out) at gemini-2.5-flash's catalogue price;
+        # run_usage is this cell's share (a session's usage is cumulative)
+        cents = (10 * 0.30 + 5 * 2.50) * 100 / 1e6
+        out = kernel.ok("print(type(J.controller().session().config.provider).__name__,"
+                        " rg.text.count('Hallo'), round(rg.run_usage.estimated_cost_cents, 9),"
+                        " gsrv.requests[0].path)")
+        assert out == (f"Gemini 40 {round(cents, 9)} "
+                       "/v1beta/models/gemini-2.5-flash:streamGenerateContent\n")
+        assert secret not in json.dumps([m["content"] for m in kernel.of(ex)])
+    finally:
+        kernel.ok("gsrv.stop(); del os.environ['GEMINI_API_KEY']\n"
+                  "G.DEFAULT_BASE_URL = 'https://generativelanguage.googleapis.com'\n"
+                  "%alloy provider demo")

@@ -374,3 +374,42 @@ def test_a_session_variable_gets_the_notebook_namespace_and_approval(shell) -> N
     assert isinstance(context["approve"], Approver)
     call = shell.user_ns["r"].tool_calls[0]
     assert call.error is None and "42" in shell.user_ns["r"].text
+
+
+def test_gemini_provider_spec_runs_natively_and_prices_from_the_catalog(
+    shell, monkeypatch
+) -> None:
+    """``%alloy provider gemini:MODEL`` is the native provider (key from GEMINI_API_KEY), a
+    cell runs through it (Google's endpoint pointed at the loopback fake) and the catalogue
+    price of the model applies, cache reads included."""
+    from alloy_nb.model_metadata import lookup
+    from alloy_nb.providers import Gemini
+    from alloy_nb.providers import gemini as gemini_module
+    from alloy_nb.testing import FakeProviderServer, Usage, reply
+
+    usage = Usage(input_tokens=1000, output_tokens=300, cache_read_tokens=2000)
+    with FakeProviderServer([reply.text("Bonjour!")], usage=usage) as srv:
+        monkeypatch.setattr(gemini_module, "DEFAULT_BASE_URL", srv.url)
+        monkeypatch.setenv("GEMINI_API_KEY", "test-key-magics-gemini-1")
+        with capture_output() as cap:
+            run(shell, "%alloy provider gemini:gemini-2.5-flash")
+            run(shell, "%%alloy -o r\nSay hello in French.\n")
+        provider = J.controller(shell).session().config.provider
+        assert isinstance(provider, Gemini) and provider.model == "gemini-2.5-flash"
+        assert "gemini:gemini-2.5-flash" in cap.stdout
+        (request,) = srv.requests
+        assert request.path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent" or (
+            request.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+        )
+        assert request.headers["x-goog-api-key"] == "test-key-magics-gemini-1"
+    r = shell.user_ns["r"]
+    assert r.text == "Bonjour!"
+    info = lookup("gemini-2.5-flash")
+    assert info is not None
+    want = (1000 * info.input_price + 300 * info.output_price + 2000 * info.cache_read_price)
+    assert r.usage.priced and r.usage.estimated_cost_cents == pytest.approx(want * 100 / 1e6)
+    assert "test-key-magics-gemini-1" not in cap.stdout
+    with capture_output():
+        run(shell, "%alloy model gemini-3-flash-preview")  # stays native, new model
+    provider = J.controller(shell).session().config.provider
+    assert isinstance(provider, Gemini) and provider.model == "gemini-3-flash-preview"

@@ -99,7 +99,8 @@ def _expectations() -> dict[str, list[Expected]]:
     current = None
     for line in (FIXTURES_DIR / "INDEX.md").read_text(encoding="utf-8").splitlines():
         if m := re.match(r"^#### `(.+)`$", line):
-            current = out.setdefault(m[1], [])
+            # Gemini's entries have their own grammar: tests/providers/test_gemini_recorded.py
+            current = None if m[1].startswith("gemini/") else out.setdefault(m[1], [])
         elif (m := re.match(r"^  - \[(\d+)\] .*? → (.*)$", line)) and current is not None:
             exp = Expected(int(m[1]), line.strip())
             _parse_rhs(exp, m[2])
@@ -111,7 +112,7 @@ EXPECTED = _expectations()
 FILES = sorted(
     p.relative_to(FIXTURES_DIR).as_posix()
     for p in FIXTURES_DIR.rglob("*")
-    if p.suffix in (".yaml", ".txt")
+    if p.suffix in (".yaml", ".txt") and "gemini" not in p.relative_to(FIXTURES_DIR).parts[:1]
 )
 
 

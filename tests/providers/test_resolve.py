@@ -6,7 +6,7 @@ import pytest
 
 import alloy_nb.providers as providers
 from alloy_nb.errors import ConfigError
-from alloy_nb.providers import Anthropic, OpenAI, OpenAICompat, Provider, resolve
+from alloy_nb.providers import Anthropic, Gemini, OpenAI, OpenAICompat, Provider, resolve
 
 
 def test_instances_classes_and_pairs() -> None:
@@ -24,7 +24,8 @@ def test_instances_classes_and_pairs() -> None:
         ("openai:gpt-5.4", OpenAI, "gpt-5.4"),
         ("ollama:qwen3:0.6b", OpenAICompat, "qwen3:0.6b"),  # model names may hold colons
         ("openrouter:anthropic/claude-sonnet-4.5", OpenAICompat, "anthropic/claude-sonnet-4.5"),
-        ("gemini:gemini-2.5-flash", OpenAICompat, "gemini-2.5-flash"),
+        ("gemini:gemini-2.5-flash", Gemini, "gemini-2.5-flash"),  # native
+        ("gemini-compat:gemini-2.5-flash", OpenAICompat, "gemini-2.5-flash"),
         ("xai:grok-4", OpenAICompat, "grok-4"),
         ("deepseek:deepseek-chat", OpenAICompat, "deepseek-chat"),
         ("mistral:mistral-large-latest", OpenAICompat, "mistral-large-latest"),
@@ -98,3 +99,15 @@ def test_preset_names_match_the_presets_and_offline_runs_never_import_httpx() ->
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_gemini_is_native_and_the_compat_preset_keeps_its_own_name() -> None:
+    native = resolve("gemini:gemini-3-flash-preview")
+    assert isinstance(native, Gemini)
+    assert native._key.env == ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    assert native._url.endswith("/v1beta/models/gemini-3-flash-preview:generateContent")
+    compat = resolve("gemini-compat:gemini-3-flash-preview")
+    assert isinstance(compat, OpenAICompat) and compat.base_url.endswith("/v1beta/openai")
+    with pytest.raises(ConfigError) as exc:
+        resolve("nope:x")
+    assert "gemini-compat" in str(exc.value)

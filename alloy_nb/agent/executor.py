@@ -121,8 +121,13 @@ async def _invoke(tool: Any, args: dict[str, Any], context: dict[str, Any]) -> A
             out = await in_daemon_thread(execute, args, context)  # never block the loop
         if inspect.isawaitable(out):
             out = await out
-    except SystemExit as exc:  # in a task it would be re-raised out of the event loop
-        raise ToolExit(exc) from exc
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # our own cancellation (Stop, interrupt, tool timeout)
+        raise ToolExit(asyncio.CancelledError("the tool raised CancelledError")) from None
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...: in a task they would
+        raise ToolExit(exc) from exc  # be re-raised out of the event loop and kill its thread
     return out
 
 

@@ -8,6 +8,7 @@ value already is one. Every answer is capped so a big DataFrame cannot flood the
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import difflib
 import inspect
@@ -410,7 +411,12 @@ async def _run(code: str, namespace: dict[str, Any]) -> ToolResult:
             if last is not None:
                 expr = ast.Expression(last.value)  # type: ignore[attr-defined]
                 value = await _eval(compile(expr, filename, "eval", flags=flags), namespace)
-        except (Exception, SystemExit) as exc:
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the run was stopped: not the code's error to report
+            error = "CancelledError raised by the code\n"
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the code's own error
             error = _traceback_tail(exc, filename)
     output = buffer.getvalue()
     if error is not None:

@@ -183,7 +183,12 @@ class AlloyMagics(Magics):
         if not text:
             print(f"tools: {', '.join(self.controller.tool_names) or 'none'}")
             return
-        print(f"tools: {', '.join(self.controller.set_tools(text)) or 'none'}")
+        names = self.controller.set_tools(text)
+        print(f"tools: {', '.join(names) or 'none'}")
+        if "bash" in names:
+            from alloy_nb.tools.core.bash import sandbox_note
+
+            print(sandbox_note())
 
     def _cmd_system(self, rest: list[str], text: str) -> None:
         if not text:

@@ -411,9 +411,11 @@ async def _run(code: str, namespace: dict[str, Any]) -> ToolResult:
             if last is not None:
                 expr = ast.Expression(last.value)  # type: ignore[attr-defined]
                 value = await _eval(compile(expr, filename, "eval", flags=flags), namespace)
+        except Exception as exc:
+            error = _traceback_tail(exc, filename)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+            cancelling = getattr(asyncio.current_task(), "cancelling", None)  # 3.11+
+            if cancelling is None or cancelling():
                 raise  # the run was stopped: not the code's error to report
             error = "CancelledError raised by the code\n"
         except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the code's own error

@@ -40,7 +40,14 @@ from alloy_nb.errors import (
     StreamError,
 )
 from alloy_nb.providers._sse import SSEDecoder, SSEEvent
-from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
+from alloy_nb.providers.base import (
+    Completion,
+    OnDelta,
+    Provider,
+    ProviderRequest,
+    report_lost_usage,
+)
+from alloy_nb.usage import Usage
 
 __all__ = [
     "ApiKey",
@@ -351,6 +358,10 @@ class Accumulator(Protocol):
 
     def result(self) -> Completion: ...
 
+    def partial_usage(self) -> Usage:
+        """The usage the vendor reported so far (kept if the reply never completes)."""
+        ...
+
 
 class HTTPProvider(Provider):
     """What every HTTP provider does the same way: ``complete`` posts the body and parses
@@ -407,9 +418,20 @@ class HTTPProvider(Provider):
             if not events.is_sse:
                 return self._parse(call, await events.json(), events.request_id)
             acc = self._accumulator(events, on_delta)
-            async for event in events:
-                acc.feed(event)
-            return acc.result()
+            try:
+                async for event in events:
+                    acc.feed(event)
+                return acc.result()
+            except BaseException:  # cancelled or failed: the tokens reported were billed
+                report_lost_usage(_partial_usage(acc))
+                raise
+
+
+def _partial_usage(acc: Accumulator) -> Usage:
+    try:
+        return acc.partial_usage()
+    except Exception:  # garbage usage in a broken stream: nothing to keep
+        return Usage()
 
 
 # --------------------------------------------------------------------------- errors

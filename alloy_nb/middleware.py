@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from alloy_nb.errors import ConfigError
+from alloy_nb.errors import ConfigError, MiddlewareReturnError
 from alloy_nb.state import AgentState
 
 __all__ = [
@@ -53,10 +53,6 @@ class Block:
     ``"Blocked: <reason>"`` as that call's error result and the run goes on."""
 
     reason: str
-
-
-class MiddlewareReturnError(ConfigError, TypeError):
-    """A hook returned something other than a state, ``Halt`` or (where allowed) ``Block``."""
 
 
 class Middleware:

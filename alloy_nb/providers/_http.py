@@ -33,6 +33,7 @@ from alloy_nb.errors import (
     BadRequestError,
     ConfigError,
     OverloadedError,
+    ProviderConfigError,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
@@ -95,15 +96,6 @@ _NO_QUOTA = {
 
 
 # --------------------------------------------------------------------------- keys
-
-
-class ProviderConfigError(ConfigError, ProviderError):
-    """A provider found its configuration unusable at request time (no API key, a base_url
-    httpx cannot use).
-
-    A ConfigError (the fix is configuration) that is also a non-retryable ProviderError, so
-    the loop ends the run as data with this message instead of treating it as a crash.
-    """
 
 
 class ApiKey:

@@ -166,7 +166,7 @@ class RunPython(Tool):
                 verdict = await verdict
         except Exception as exc:
             raise ToolError(f"Approval failed ({exc!r}); the code was not run") from exc
-        if not verdict:
+        if verdict is not True:  # only an explicit True approves: "no", 0, None deny
             raise ToolError("Denied by user")
 
 

@@ -17,6 +17,7 @@ class, never of its message text.
     │   │   └── OverloadedError         5xx/529, retried
     │   ├── ProviderConnectionError     connect/read timeouts and resets
     │   ├── StreamError                 malformed SSE, stream cut off, error event after 200
+    │   │   └── ResponseTooLargeError   the reply passed the provider's max_response_bytes
     │   └── ScriptExhausted             the Scripted provider ran out of replies
     ├── ToolError                       raised by tools; becomes an error tool_result
     ├── CompactionError                 summarising failed and the fallback is "error"
@@ -196,4 +197,14 @@ class CompactionError(AlloyError):
     """Summarising failed and ``Compaction.fallback`` is ``"error"``."""
 
 
-__all__ += ["CompactionError", "MiddlewareReturnError", "ProviderConfigError", "SessionFileError"]
+class ResponseTooLargeError(StreamError):
+    """The reply grew past the provider's ``max_response_bytes``; reading stopped there."""
+
+
+__all__ += [
+    "CompactionError",
+    "MiddlewareReturnError",
+    "ProviderConfigError",
+    "ResponseTooLargeError",
+    "SessionFileError",
+]

@@ -38,6 +38,7 @@ from alloy_nb.errors import (
     ProviderError,
     ProviderHTTPError,
     RateLimitError,
+    ResponseTooLargeError,
     StreamError,
 )
 from alloy_nb.providers._sse import SSEDecoder, SSEEvent
@@ -68,6 +69,12 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 600.0
+#: Largest whole (JSON) reply read; past it the call ends with ResponseTooLargeError. A
+#: stream may carry ``_STREAM_FACTOR`` times as much: SSE repeats its framing for every few
+#: tokens (~250 bytes per chat chunk). Per provider: ``provider.max_response_bytes = n``.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+_STREAM_FACTOR = 8
+_MAX_ERROR_BODY = 1024 * 1024  # error bodies past this are cut, not refused
 _CONNECT_TIMEOUT_S = 10.0
 _MAX_MESSAGE = 500
 _USER_AGENT = f"alloy_nb/{__version__}"
@@ -150,6 +157,7 @@ class Call:
     url: str
     headers: dict[str, str] = field(repr=False)
     secret: str | None = field(default=None, repr=False)
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def scrub(self, text: str) -> str:
         """Last line of defence: never let the key into a message or stored body."""
@@ -228,20 +236,53 @@ async def post_json(
     """POST and return the decoded JSON reply and its request id; errors are typed."""
     client = await _client()
     try:
-        resp = await client.post(
-            call.url, content=_encode(body), headers=call.headers, timeout=_timeout(timeout_s)
-        )
+        async with client.stream(
+            "POST", call.url, content=_encode(body), headers=call.headers,
+            timeout=_timeout(timeout_s),
+        ) as resp:
+            rid = _request_id(resp.headers)
+            if resp.status_code >= 400:
+                raw = await _read_capped(call, resp, rid, error_body=True)
+                raise status_error(call, resp.status_code, resp.headers, raw)
+            content = await _read_capped(call, resp, rid)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise _map_exception(call, exc) from None
-    rid = _request_id(resp.headers)
-    if resp.status_code >= 400:
-        raise status_error(call, resp.status_code, resp.headers, resp.content)
     try:
-        return json.loads(resp.content), rid
-    except ValueError:
+        return json.loads(content), rid
+    except (ValueError, RecursionError):
+        text = content.decode("utf-8", "replace")
         raise StreamError(
-            call.scrub(f"response is not JSON: {_trim(resp.text)!r}"), **_who(call, rid)
+            call.scrub(f"response is not JSON: {_trim(text)!r}"), **_who(call, rid)
         ) from None
+
+
+async def _read_capped(
+    call: Call, resp: httpx.Response, rid: str | None, *, error_body: bool = False
+) -> bytes:
+    """The body, refusing (or, for an error body, cutting) it past ``call.max_bytes``."""
+    limit = min(call.max_bytes, _MAX_ERROR_BODY) if error_body else call.max_bytes
+    declared = resp.headers.get("content-length", "")
+    if not error_body and declared.isdigit() and int(declared) > limit:
+        raise _too_large(call, rid, int(declared))
+    buf = bytearray()
+    async for chunk in resp.aiter_bytes():
+        buf += chunk
+        if len(buf) > limit:
+            if error_body:
+                return bytes(buf[:limit])
+            raise _too_large(call, rid, len(buf))
+    return bytes(buf)
+
+
+def _too_large(
+    call: Call, rid: str | None, seen: int, *, stream: bool = False
+) -> ResponseTooLargeError:
+    limit = f"{_STREAM_FACTOR} × " if stream else ""
+    return ResponseTooLargeError(
+        f"response larger than {limit}max_response_bytes={call.max_bytes:,} (at least "
+        f"{seen:,} bytes); reading stopped (raise provider.max_response_bytes if expected)",
+        **_who(call, rid),
+    )
 
 
 class EventStream:
@@ -261,6 +302,7 @@ class EventStream:
         self._decoder = SSEDecoder()
         self._pending: deque[SSEEvent] = deque()
         self._eof = False
+        self._bytes = 0
 
     def __aiter__(self) -> EventStream:
         return self
@@ -277,17 +319,20 @@ class EventStream:
                 continue
             except httpx.HTTPError as exc:
                 raise _map_exception(self.call, exc, self.request_id) from None
+            self._bytes += len(chunk)
+            if self._bytes > self.call.max_bytes * _STREAM_FACTOR:
+                raise _too_large(self.call, self.request_id, self._bytes, stream=True)
             self._pending.extend(self._decoder.feed(chunk))
         return self._pending.popleft()
 
     async def json(self) -> Any:
         try:
-            raw = await self._resp.aread()
+            raw = await _read_capped(self.call, self._resp, self.request_id)
         except httpx.HTTPError as exc:
             raise _map_exception(self.call, exc, self.request_id) from None
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise StreamError(
                 self.call.scrub(
                     f"response is neither SSE nor JSON: {_trim(raw.decode('utf-8', 'replace'))!r}"
@@ -327,7 +372,7 @@ async def open_stream(
             timeout=_timeout(timeout_s),
         ) as resp:
             if resp.status_code >= 400:
-                raw = await resp.aread()
+                raw = await _read_capped(call, resp, _request_id(resp.headers), error_body=True)
                 raise status_error(call, resp.status_code, resp.headers, raw)
             yield EventStream(call, resp)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -369,6 +414,8 @@ class HTTPProvider(Provider):
     """How the key is sent: ``"x-api-key"`` or ``"bearer"`` (see ``auth_headers``)."""
     base_headers: ClassVar[Mapping[str, str]] = {"content-type": "application/json"}
     """Sent first; the caller's headers may override them, the auth header comes last."""
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """Largest reply read; set it on an instance to change it (ResponseTooLargeError past it)."""
 
     def __init__(
         self, model: str, base_url: str, path: str, key: ApiKey, headers: Mapping[str, str]
@@ -384,7 +431,7 @@ class HTTPProvider(Provider):
     def _call(self) -> Call:
         key = self._key.get(self.name, self.model)
         headers = {**self.base_headers, **self._headers, **auth_headers(self.auth_scheme, key)}
-        return Call(self.name, self.model, self._url, headers, key)
+        return Call(self.name, self.model, self._url, headers, key, self.max_response_bytes)
 
     @abstractmethod
     def build_body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:

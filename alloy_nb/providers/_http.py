@@ -17,8 +17,8 @@ import ssl
 import weakref
 from abc import abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -448,22 +448,67 @@ class HTTPProvider(Provider):
     async def complete(self, request: ProviderRequest) -> Completion:
         call = self._call()
         data, rid = await post_json(call, self.build_body(request, stream=False), request.timeout_s)
-        return self._parse(call, data, rid)
+        with _hostile(call, rid):
+            return self._parse(call, data, rid)
 
     async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
         call = self._call()
         body = self.build_body(request, stream=True)
         async with open_stream(call, body, request.timeout_s) as events:
             if not events.is_sse:
-                return self._parse(call, await events.json(), events.request_id)
-            acc = self._accumulator(events, on_delta)
+                data = await events.json()
+                with _hostile(call, events.request_id):
+                    return self._parse(call, data, events.request_id)
+            return await self._consume(events, on_delta)
+
+    async def _consume(self, events: EventStream, on_delta: OnDelta) -> Completion:
+        """Feed one stream's events to a fresh accumulator and return its Completion."""
+
+        def checked(kind: Any, text: Any) -> None:  # a non-text delta is a malformed event
+            if not isinstance(text, str):
+                raise TypeError(f"{kind} delta is a {type(text).__name__}, not text")
             try:
-                async for event in events:
-                    acc.feed(event)
-                return acc.result()
-            except BaseException:  # cancelled or failed: the tokens reported were billed
-                report_lost_usage(_partial_usage(acc))
-                raise
+                on_delta(kind, text)
+            except Exception as exc:  # the callback's own error: not a malformed event
+                raise _CallbackFailed(exc) from None
+
+        acc = self._accumulator(events, checked)
+        try:
+            try:
+                with _hostile(events.call, events.request_id):
+                    async for event in events:
+                        acc.feed(event)
+                    return acc.result()
+            except _CallbackFailed as failed:
+                raise failed.error  # noqa: B904 - the callback's exception, as it was raised
+        except BaseException:  # cancelled or failed: the tokens reported were billed
+            report_lost_usage(_partial_usage(acc))
+            raise
+
+
+class _CallbackFailed(Exception):
+    """Carries an ``on_delta`` exception past ``_hostile`` untouched."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
+@contextmanager
+def _hostile(call: Call, request_id: str | None) -> Iterator[None]:
+    """A reply whose JSON has the right syntax but the wrong shapes (a list where an object
+    belongs, ``"abc"`` for a token count) is a StreamError, whatever the parser tripped on."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, OverflowError,
+            RecursionError) as exc:
+        raise StreamError(
+            call.scrub(f"malformed reply from {call.provider}: {type(exc).__name__}: "
+                       f"{_trim(str(exc), 200)}"),
+            **_who(call, request_id),
+        ) from exc
 
 
 def _partial_usage(acc: Accumulator) -> Usage:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from alloy_nb.errors import ProviderError
 from alloy_nb.messages import user
 from alloy_nb.providers import Anthropic, OpenAI, OpenAICompat
-from alloy_nb.providers._http import Call, EventStream, HTTPProvider
+from alloy_nb.providers._http import Call, EventStream, HTTPProvider, _hostile
 from alloy_nb.providers._sse import SSEDecoder
 from alloy_nb.providers.base import Completion, ProviderRequest
 from alloy_nb.testing import FakeProviderServer, iter_fixtures, reply
@@ -265,3 +265,32 @@ def test_finding4_truncated_anthropic_stream_is_a_typed_error() -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+_WHOLE_SEEDS = [
+    (ex.protocol, json.loads(ex.body))
+    for _, exchanges in iter_fixtures()
+    for ex in exchanges
+    if not ex.streaming and ex.status == 200 and ex.body.strip().startswith(b"{")
+]
+
+
+@_SETTINGS
+@given(seed=st.sampled_from(_WHOLE_SEEDS),
+       mutations=st.lists(st.tuples(st.integers(min_value=0), _weird), min_size=1, max_size=3))
+def test_finding4_fuzz_whole_replies_with_wrong_shapes(
+    seed: tuple[str, Any], mutations: list[tuple[int, Any]]
+) -> None:
+    """Non-streamed replies go through the same guard: ProviderError or a valid Completion."""
+    protocol, data = seed
+    for where, value in mutations:
+        paths = _paths(data)
+        data = _replace(data, paths[where % len(paths)], value)
+    provider = _PROVIDERS[protocol]
+    call = Call(provider.name, "m", "http://127.0.0.1:9/x", {}, KEY)
+    try:
+        with _hostile(call, None):
+            completion = provider._parse(call, data, None)
+    except ProviderError:
+        return
+    Completion.model_validate(completion.model_dump())

@@ -199,3 +199,13 @@ def test_finding2_docs_say_restricted_mode_is_no_boundary() -> None:
     notebook = json.loads((root / "notebooks" / "03_tools_and_middleware.ipynb").read_text())
     text = " ".join(" ".join("".join(c["source"]) for c in notebook["cells"]).split())
     assert "not a security boundary" in text
+
+
+def test_issue9_docs_security_states_the_threat_model() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    flat = " ".join(text.split())
+    for must in ("`read`", "`write`, `edit`", "`bash`", "`inspect_variable`", "`run_python`",
+                 "**sandbox**", "**restricted**", "Not a security boundary",
+                 "alloy_nb.redact", "is_secret_name", "redact_key_shapes",
+                 "What is and is not a boundary", "SessionFileError", "max_response_bytes"):
+        assert must in flat, must

@@ -93,7 +93,8 @@ class Bash(Tool):
             flags = "-c" if context.get("bash_restricted") is False else "-rc"
             argv = ["bash", flags, command]
             network = context.get("bash_network") is not False
-            if _use_sandbox(context.get("bash_sandbox", "auto"), network):
+            mode = context.get("bash_sandbox", "auto")
+            if await asyncio.to_thread(_use_sandbox, mode, network):  # probes bwrap once
                 argv = bwrap_argv(argv, os.path.realpath(cwd), network=network)
             output, code = await _run_shell(argv, cwd, timeout_ms)
         return f"{output}\nexit code: {code}"

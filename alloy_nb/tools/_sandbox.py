@@ -33,15 +33,36 @@ def _runtime_dirs() -> list[str]:
     return [d for d in dict.fromkeys(found) if d and os.path.isdir(d)]
 
 
+#: Sockets that hand out root or the user's session (container engines, the session bus): a
+#: read-only mount does not stop ``connect()``, so they are covered with /dev/null or a tmpfs.
+_HIDDEN_SOCKETS = ["/run/docker.sock", "/var/run/docker.sock", "/run/podman/podman.sock",
+                   "/run/containerd/containerd.sock", "/run/dbus/system_bus_socket"]
+_HIDDEN_DIRS = ["/run/user"]
+
+
+def _hidden(cwd: str) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    for path in _HIDDEN_SOCKETS:
+        real = os.path.realpath(path)
+        if os.path.exists(real) and not os.path.isdir(real) and real not in seen:
+            seen.add(real)
+            out += ["--ro-bind", "/dev/null", real]
+    for path in [*_HIDDEN_DIRS, *_runtime_dirs()]:
+        real = os.path.realpath(path)
+        if os.path.isdir(real) and real not in seen and not _inside(cwd, real):
+            seen.add(real)
+            out += ["--tmpfs", real]
+    return out
+
+
 def bwrap_argv(argv: list[str], cwd: str, *, network: bool = True) -> list[str]:
     """``argv`` wrapped in bwrap: read-only root, fresh /dev and /proc, private /tmp, ``cwd``
-    writable, new PID/IPC/UTS (and, without ``network``, net) namespaces, no capabilities."""
+    writable, new PID/IPC/UTS (and, without ``network``, net) namespaces, no capabilities;
+    Jupyter's runtime directory and privileged sockets hidden."""
     bwrap = shutil.which("bwrap") or "bwrap"
-    out = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for runtime in _runtime_dirs():
-        if not _inside(cwd, runtime):
-            out += ["--tmpfs", runtime]
-    out += ["--bind", cwd, cwd, "--chdir", cwd,
+    out = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+           *_hidden(cwd), "--bind", cwd, cwd, "--chdir", cwd,
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--cap-drop", "ALL",
             "--die-with-parent", "--new-session"]
     if not network:

@@ -118,14 +118,19 @@ def test_finding2_network_can_be_taken_away(tmp_path: Path) -> None:
 def test_finding2_jupyter_runtime_dir_hidden(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    (runtime / "kernel-1.json").write_text('{"key": "hmac-secret"}')
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
-    wd = tmp_path / "wd"
-    wd.mkdir()
-    out = _bash(wd, f"cat {runtime}/kernel-1.json", bash_restricted=False)
-    assert "hmac-secret" not in out
+    import tempfile
+
+    runtime = Path(tempfile.mkdtemp(dir="/var/tmp"))  # not under the sandbox's private /tmp
+    try:
+        (runtime / "kernel-1.json").write_text('{"key": "hmac-secret"}')
+        wd = tmp_path / "wd"
+        wd.mkdir()
+        command = f"cat {runtime}/kernel-1.json"
+        assert "hmac-secret" in _bash(wd, command, bash_restricted=False)  # readable...
+        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+        assert "hmac-secret" not in _bash(wd, command, bash_restricted=False)  # ...until hidden
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @needs_bwrap
@@ -209,3 +214,29 @@ def test_issue9_docs_security_states_the_threat_model() -> None:
                  "alloy_nb.redact", "is_secret_name", "redact_key_shapes",
                  "What is and is not a boundary", "SessionFileError", "max_response_bytes"):
         assert must in flat, must
+
+
+@needs_bwrap
+def test_finding2_privileged_sockets_are_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import tempfile
+
+    outside = Path(tempfile.mkdtemp(dir="/var/tmp"))  # not under the sandbox's private /tmp
+    path = outside / "engine.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(5)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    code = (f"python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); "
+            f"s.connect(\"{path}\"); print(\"CONNECTED\")'")
+    try:
+        # a read-only bind alone does not stop connect(): that is why sockets are hidden
+        assert "CONNECTED" in _bash(wd, code, bash_restricted=False)
+        monkeypatch.setattr(_sandbox, "_HIDDEN_SOCKETS", [str(path)])
+        assert "CONNECTED" not in _bash(wd, code, bash_restricted=False)
+    finally:
+        server.close()
+        shutil.rmtree(outside, ignore_errors=True)

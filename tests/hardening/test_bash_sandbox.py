@@ -77,9 +77,22 @@ def test_finding2_sandbox_namespaces_and_readonly_root(tmp_path: Path) -> None:
 
 @needs_bwrap
 def test_finding2_dotdot_and_hard_links_cannot_write_outside(tmp_path: Path) -> None:
-    wd = tmp_path / "wd"
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(dir="/var/tmp"))  # on the read-only root inside the sandbox
+    try:
+        _dotdot_and_links(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _dotdot_and_links(base: Path) -> None:
+    wd = base / "wd"
     wd.mkdir()
-    outside = tmp_path / "outside.txt"
+    outside = base / "outside.txt"
+    outside.write_text("original\n")
+    _bash(wd, "echo pwned > ../outside.txt", bash_sandbox=False, bash_restricted=False)
+    assert outside.read_text() == "pwned\n"  # without the sandbox this escape works
     outside.write_text("original\n")
     for restricted in (True, False):
         cmds = [

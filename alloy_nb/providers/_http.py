@@ -395,9 +395,8 @@ class Accumulator(Protocol):
 
     def result(self) -> Completion: ...
 
-    def partial_usage(self) -> Usage:
-        """The usage the vendor reported so far (kept if the reply never completes)."""
-        ...
+    # Optional: ``partial_usage() -> Usage``, the usage the vendor reported so far (kept,
+    # via report_lost_usage, when the reply never completes).
 
 
 class HTTPProvider(Provider):
@@ -512,10 +511,12 @@ def _hostile(call: Call, request_id: str | None) -> Iterator[None]:
 
 
 def _partial_usage(acc: Accumulator) -> Usage:
+    partial = getattr(acc, "partial_usage", None)
     try:
-        return acc.partial_usage()
+        usage = partial() if callable(partial) else None
     except Exception:  # garbage usage in a broken stream: nothing to keep
         return Usage()
+    return usage if isinstance(usage, Usage) else Usage()
 
 
 # --------------------------------------------------------------------------- errors

@@ -31,7 +31,8 @@ commands = [
     "tr '\\0' '\\n' < /proc/$PPID/environ",
     "sh -c 'cat /proc/$PPID/environ /proc/1/environ' | tr '\\0' '\\n'",
     "env bash -c 'env; for p in /proc/[0-9]*; do tr \"\\0\" \"\\n\" < $p/environ; done'",
-    "python3 -c 'import os; print(os.environ); print(open(\"/proc/%d/environ\" % os.getppid()).read())'",
+    "python3 -c 'import os; print(os.environ); "
+    "print(open(\"/proc/%d/environ\" % os.getppid()).read())'",
 ]
 def results(sandbox):
     calls = [("bash", {"command": c}) for c in commands]

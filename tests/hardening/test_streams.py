@@ -215,3 +215,23 @@ def test_finding7_cancelled_run_result_usage_and_budget() -> None:
     done = [e for e in events if e.event == "done"][-1]
     assert done.payload["status"] == "cancelled"
     assert done.payload["usage"]["input_tokens"] == 5000
+
+
+def test_finding7_budget_check_counts_tokens_of_failed_attempts() -> None:
+    from alloy_nb.tools import tool
+
+    @tool
+    def noop() -> str:
+        """Do nothing."""
+        return "ok"
+
+    start = _anthropic_start(1_000_000).split("event: content_block_start")[0]
+    cut = reply.raw(200, SSE, start, chunk_sizes=64)  # 1M input tokens reported, then cut
+    script = [cut, reply.tool_calls(("noop", {}), usage=(10, 2)), reply.text("never")]
+    with FakeProviderServer(script) as srv:
+        provider = Anthropic(api_key=KEY, base_url=srv.url, model="claude-sonnet-4-6")
+        result = alloy.stream("hi", lambda _c: None, provider=provider, tools=[noop],
+                              max_retries=1, retry_backoff_ms=1, max_budget_cents=100)
+        assert srv.remaining == 1  # the third reply was never asked for
+    assert result.status == "budget_exceeded"
+    assert result.usage.input_tokens == 1_000_010

@@ -17,6 +17,7 @@ from alloy_nb.errors import (
     ConfigError,
     ProviderError,
     QueueFull,
+    SessionFileError,
     ToolError,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "QueueFull",
     "Result",
     "Session",
+    "SessionFileError",
     "Tool",
     "ToolError",
     "ToolResult",

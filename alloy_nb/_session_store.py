@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field, ValidationError
 
 from alloy_nb.compaction import SUMMARY_PREFIX
-from alloy_nb.errors import ConfigError
+from alloy_nb.errors import ConfigError, SessionFileError
 from alloy_nb.messages import (
     ImageBlock,
     Message,
@@ -99,20 +99,22 @@ def save(snap: SessionSnapshot, path: str | Path) -> Path:
     return target
 
 
-class SessionFileError(ConfigError):
-    """A session file that cannot be loaded: not JSON, not a session, or from a newer
-    alloy_nb. The message names the file."""
-
-
 def read(path: str | Path) -> SessionSnapshot:
-    """Parse a saved session; every malformed file raises ``SessionFileError`` naming it
-    (a missing or unreadable file raises the usual ``OSError``)."""
+    """Parse a saved session; every file that cannot be loaded (missing, unreadable, not
+    UTF-8, not JSON, nested too deeply, not a session) raises ``SessionFileError`` naming it."""
     source = Path(path).expanduser()
-    text = source.read_text(encoding="utf-8")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SessionFileError(f"{source}: not a saved session (not UTF-8 text: {exc})") from None
+    except OSError as exc:
+        raise SessionFileError(f"{source}: cannot read the session file ({exc})") from exc
     try:
         data = json.loads(text)
     except ValueError as exc:
         raise SessionFileError(f"{source}: not a saved session (invalid JSON: {exc})") from exc
+    except RecursionError:
+        raise SessionFileError(f"{source}: not a saved session (JSON nested too deeply)") from None
     if not isinstance(data, dict):
         raise SessionFileError(
             f"{source}: not a saved session (a JSON {type(data).__name__}, not an object)")
@@ -128,6 +130,9 @@ def read(path: str | Path) -> SessionSnapshot:
         return SessionSnapshot.model_validate(data)
     except ValidationError as exc:
         raise SessionFileError(f"{source}: not a valid saved session: {exc}") from exc
+    except (RecursionError, ValueError, TypeError) as exc:  # a validator choking on odd data
+        raise SessionFileError(f"{source}: not a valid saved session ({type(exc).__name__})") \
+            from None
 
 
 def load(cls: type[Session], path: str | Path, provider: Any, options: dict[str, Any]) -> Session:

@@ -109,8 +109,8 @@ def run_sync(
             concurrent.futures.wait([future], timeout=0.25)
             if not future.done() and thread is not None and not thread.is_alive():
                 raise RuntimeError(
-                    "alloy_nb's event-loop thread stopped (SystemExit raised by other code "
-                    "running on it); the run was abandoned"
+                    "alloy_nb's event-loop thread stopped (SystemExit or KeyboardInterrupt "
+                    "raised by other code running on it); the run was abandoned"
                 )
     except KeyboardInterrupt:
         future.cancel()

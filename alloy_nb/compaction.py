@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from alloy_nb._tokens import MESSAGE_OVERHEAD, estimate_tokens, message_tokens
-from alloy_nb.errors import AlloyError
+from alloy_nb.errors import CompactionError
 from alloy_nb.messages import (
     ImageBlock,
     Message,
@@ -54,10 +54,6 @@ SUMMARY_SYSTEM = (
     "with a previous summary, fold it in: the new summary replaces it. Write plain text, no "
     "preamble."
 )
-
-
-class CompactionError(AlloyError):
-    """Summarising failed and ``Compaction.fallback`` is ``"error"``."""
 
 
 class Compaction(BaseModel):

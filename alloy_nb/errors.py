@@ -6,6 +6,9 @@ class, never of its message text.
 
     AlloyError
     ├── ConfigError (also ValueError)   bad option, provider spec, tool schema, misused hook
+    │   ├── MiddlewareReturnError (also TypeError)  a hook returned something unusable
+    │   ├── SessionFileError            a session file that cannot be loaded (names the file)
+    │   └── ProviderConfigError (also ProviderError)  no API key / unusable base_url at call time
     ├── ProviderError                   .provider .model .request_id .retryable
     │   ├── ProviderHTTPError           .status_code .body .retry_after
     │   │   ├── AuthenticationError     401/403, never retried
@@ -15,6 +18,7 @@ class, never of its message text.
     │   │   └── OverloadedError         5xx/529, retried
     │   ├── ProviderConnectionError     connect/read timeouts and resets
     │   ├── StreamError                 malformed SSE, stream cut off, error event after 200
+    │   │   └── ResponseTooLargeError   the reply passed the provider's max_response_bytes
     │   ├── ScriptExhausted             the Scripted provider ran out of replies
     │   └── BatchError                  vendor batch APIs (mode="batch"); .batch_id
     │       ├── BatchFailed             the whole batch failed (validation) or vanished
@@ -22,6 +26,7 @@ class, never of its message text.
     │           ├── BatchItemExpired    not processed before the batch's window closed
     │           └── BatchItemCanceled   the batch was cancelled before the item ran
     ├── ToolError                       raised by tools; becomes an error tool_result
+    ├── CompactionError                 summarising failed and the fallback is "error"
     ├── AgentError                      .result (status halted / error / cancelled)
     ├── Busy                            send_message while running and max_pending == 0
     └── QueueFull                       send_message with the queue full
@@ -233,3 +238,38 @@ class Busy(AlloyError):
 
 class QueueFull(AlloyError):
     """``send_message`` when ``max_pending`` requests are already queued."""
+
+
+class ProviderConfigError(ConfigError, ProviderError):
+    """A provider found its configuration unusable at request time (no API key, a base_url
+    httpx cannot use).
+
+    A ConfigError (the fix is configuration) that is also a non-retryable ProviderError, so
+    the loop ends the run as data with this message instead of treating it as a crash.
+    """
+
+
+class MiddlewareReturnError(ConfigError, TypeError):
+    """A hook returned something other than a state, ``Halt`` or (where allowed) ``Block``."""
+
+
+class SessionFileError(ConfigError):
+    """A session file that cannot be loaded: unreadable, not UTF-8, not JSON (or nested too
+    deeply), not a session, or from a newer alloy_nb. The message names the file."""
+
+
+class CompactionError(AlloyError):
+    """Summarising failed and ``Compaction.fallback`` is ``"error"``."""
+
+
+class ResponseTooLargeError(StreamError):
+    """The reply grew past the provider's ``max_response_bytes``; reading stopped there."""
+
+
+__all__ += [
+    "CompactionError",
+    "MiddlewareReturnError",
+    "ProviderConfigError",
+    "ResponseTooLargeError",
+    "SessionFileError",
+]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from alloy_nb.errors import ConfigError
+from alloy_nb.errors import ConfigError, MiddlewareReturnError
 from alloy_nb.state import AgentState
 
 __all__ = [
@@ -70,10 +70,6 @@ class EditCall:
             raise ConfigError(
                 f"EditCall needs the new tool input as a dict, got {type(self.input).__name__}"
             )
-
-
-class MiddlewareReturnError(ConfigError, TypeError):
-    """A hook returned something other than a state, ``Halt`` or (where allowed) ``Block``."""
 
 
 class Middleware:

@@ -591,6 +591,12 @@ def tools_and_middleware() -> list[NotebookNode]:
             `after_completion`, ...). Returning `Block(reason)` from `before_tool_call` refuses
             that one call: the model sees `Blocked: <reason>` and can try something else.
             `Halt(reason)` would stop the whole run.
+
+            A guard like this is a convenience, not a wall. Where bubblewrap (`bwrap`) is
+            installed, `Bash` runs every command in a sandbox (read-only system, only the
+            working directory and `/tmp` writable, the kernel's environment and API keys out
+            of reach). Without it, Bash uses restricted mode, which is **not a security
+            boundary**; `%alloy tools bash` tells you which one you have.
             """
         ),
         code(

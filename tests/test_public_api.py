@@ -13,6 +13,7 @@ API_NAMES = {
     "ToolError", "ConfigError", "Compaction", "tool", "Tool", "ToolResult",
     "load_ipython_extension", "unload_ipython_extension",
 }
+API_NAMES |= {"SessionFileError"}  # API.md, second round (issue 9)
 
 
 def test_all_is_sorted_and_complete() -> None:

@@ -122,8 +122,15 @@ async def _invoke(tool: Any, args: dict[str, Any], context: dict[str, Any]) -> A
             out = await in_daemon_thread(execute, args, context)  # never block the loop
         if inspect.isawaitable(out):
             out = await out
-    except SystemExit as exc:  # in a task it would be re-raised out of the event loop
-        raise ToolExit(exc) from exc
+    except Exception:
+        raise
+    except asyncio.CancelledError:
+        cancelling = getattr(asyncio.current_task(), "cancelling", None)  # 3.11+
+        if cancelling is None or cancelling():
+            raise  # our own cancellation (Stop, interrupt, tool timeout)
+        raise ToolExit(asyncio.CancelledError("the tool raised CancelledError")) from None
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...: in a task they would
+        raise ToolExit(exc) from exc  # be re-raised out of the event loop and kill its thread
     return out
 
 

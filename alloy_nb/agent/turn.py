@@ -29,7 +29,13 @@ from alloy_nb.messages import (
     user,
 )
 from alloy_nb.middleware import Halt, run_hook
-from alloy_nb.providers.base import Completion, DeltaKind, ProviderRequest
+from alloy_nb.providers.base import (
+    Completion,
+    DeltaKind,
+    ProviderRequest,
+    UsageMeter,
+    metering,
+)
 from alloy_nb.state import AgentState
 from alloy_nb.usage import Usage
 
@@ -90,6 +96,7 @@ class _Loop:
         self.on_chunk = on_chunk
         self.unpriced_warned = False
         self.partial: list[str] = []  # text streamed in the turn now running
+        self.meter: UsageMeter | None = None  # usage of replies that never completed
         self.deadline = time.monotonic() + config.timeout_ms / 1000 - DEADLINE_HEADROOM_S
         state.config = config
         if config.context:
@@ -169,7 +176,9 @@ class _Loop:
             except ProviderError as again:
                 return await self._fail(again)
         except ProviderError as err:
+            self._keep_lost_usage()
             return await self._fail(err)
+        self._keep_lost_usage()  # attempts that failed mid-stream before a retry succeeded
         self._record(completion, provider)
         calls = [b for b in completion.message.content if isinstance(b, ToolUseBlock)]
         if calls and completion.stop_reason == "tool_use":
@@ -243,6 +252,21 @@ class _Loop:
             "stop_reason": completion.stop_reason, "raw_stop_reason": completion.raw_stop_reason,
             "model": model, "request_id": completion.request_id,
         }, turn=state.turn)
+
+    def _keep_lost_usage(self) -> None:
+        """Add what cancelled or failed replies had reported (they were billed), so Result,
+        Session.usage, the footer and the budget check count them."""
+        lost = self.meter.take() if self.meter is not None else Usage()
+        if not lost.total_tokens:
+            return
+        state, config = self.state, self.config
+        model = getattr(config.provider, "model", None) or config.model
+        priced = _price(lost, model, config.model_metadata_overrides)
+        state.usage = state.usage + priced
+        self.emitter.emit("usage", {
+            "usage": priced.model_dump(), "total": state.usage.model_dump(), "model": model,
+            "incomplete": True,
+        }, turn=state.turn + 1)
 
     async def _tools(self, calls: list[ToolUseBlock]) -> bool:
         if not await self._hook("after_tool_request"):
@@ -320,12 +344,17 @@ class _Loop:
         }, turn=state.turn)
 
     async def run(self) -> None:
+        with metering() as self.meter:
+            await self._run()
+
+    async def _run(self) -> None:
         self.state.status = "running"
         self.state.error = None
         try:
             while await self.turn():
                 pass
         except asyncio.CancelledError:
+            self._keep_lost_usage()
             if self.partial:  # keep what the user already saw, marked, for the next turn
                 text = "".join(self.partial) + "\n\n" + INTERRUPTED_MARK
                 self.state.messages.append(assistant(text))
@@ -334,6 +363,7 @@ class _Loop:
             self._finish()
             raise
         except Exception as exc:  # a middleware or callback bug: record it, then raise
+            self._keep_lost_usage()
             if self.state.status == "running":
                 self._end("error", f"{type(exc).__name__}: {exc}")
                 self.emitter.emit("error", {

@@ -106,4 +106,13 @@ def _replace(match: re.Match[str], namespace: Mapping[str, Any]) -> str:
         return "{"
     if token == "}}":
         return "}"
-    return render_value(_resolve(match.group(1), namespace))
+    path = match.group(1)
+    try:
+        return render_value(_resolve(path, namespace))
+    except PromptError:
+        raise
+    except Exception as exc:  # a raising property or __repr__: the user's bug, named
+        raise PromptError(
+            f"{{{path}}} in the prompt: reading the variable raised "
+            f"{type(exc).__name__}: {exc}"
+        ) from None

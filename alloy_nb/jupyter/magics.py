@@ -6,6 +6,7 @@ calls and bad input into ``UsageError``. The docstring of ``alloy`` is ``%alloy?
 
 from __future__ import annotations
 
+import keyword
 import shlex
 from typing import Any
 
@@ -118,7 +119,15 @@ class AlloyMagics(Magics):
     # ---- %%alloy ----------------------------------------------------------------------
 
     def _cell(self, line: str, cell: str) -> Any:
-        args = parse_argstring(self.alloy, line)
+        try:
+            args = parse_argstring(self.alloy, line)
+        except ValueError as exc:  # shlex: "No closing quotation" and friends
+            raise UsageError(f"%%alloy: cannot parse the options line ({exc})") from None
+        if args.output is not None and (
+            not args.output.isidentifier() or keyword.iskeyword(args.output)
+        ):
+            raise UsageError(f"-o {args.output!r}: the name must be a valid Python identifier "
+                             "(and not a keyword)")
         if not cell.strip():
             raise UsageError("%%alloy: the cell body is the prompt, and it is empty")
         if args.max_turns is not None and args.max_turns < 1:
@@ -184,7 +193,12 @@ class AlloyMagics(Magics):
         if not text:
             print(f"tools: {', '.join(self.controller.tool_names) or 'none'}")
             return
-        print(f"tools: {', '.join(self.controller.set_tools(text)) or 'none'}")
+        names = self.controller.set_tools(text)
+        print(f"tools: {', '.join(names) or 'none'}")
+        if "bash" in names:
+            from alloy_nb.tools.core.bash import sandbox_note
+
+            print(sandbox_note())
 
     def _cmd_system(self, rest: list[str], text: str) -> None:
         if not text:

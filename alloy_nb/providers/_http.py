@@ -17,8 +17,8 @@ import ssl
 import weakref
 from abc import abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -34,15 +34,24 @@ from alloy_nb.errors import (
     ConfigError,
     OverloadedError,
     PromptTooLongError,
+    ProviderConfigError,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
     RateLimitError,
+    ResponseTooLargeError,
     StreamError,
 )
 from alloy_nb.providers._overflow import is_prompt_too_long
 from alloy_nb.providers._sse import SSEDecoder, SSEEvent
-from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
+from alloy_nb.providers.base import (
+    Completion,
+    OnDelta,
+    Provider,
+    ProviderRequest,
+    report_lost_usage,
+)
+from alloy_nb.usage import Usage
 
 __all__ = [
     "ApiKey",
@@ -63,6 +72,12 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 600.0
+#: Largest whole (JSON) reply read; past it the call ends with ResponseTooLargeError. A
+#: stream may carry ``_STREAM_FACTOR`` times as much: SSE repeats its framing for every few
+#: tokens (~250 bytes per chat chunk). Per provider: ``provider.max_response_bytes = n``.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+_STREAM_FACTOR = 8
+_MAX_ERROR_BODY = 1024 * 1024  # error bodies past this are cut, not refused
 _CONNECT_TIMEOUT_S = 10.0
 _MAX_MESSAGE = 500
 _USER_AGENT = f"alloy_nb/{__version__}"
@@ -91,15 +106,6 @@ _NO_QUOTA = {
 
 
 # --------------------------------------------------------------------------- keys
-
-
-class ProviderConfigError(ConfigError, ProviderError):
-    """A provider found its configuration unusable at request time (no API key, a base_url
-    httpx cannot use).
-
-    A ConfigError (the fix is configuration) that is also a non-retryable ProviderError, so
-    the loop ends the run as data with this message instead of treating it as a crash.
-    """
 
 
 class ApiKey:
@@ -157,6 +163,7 @@ class Call:
     url: str
     headers: dict[str, str] = field(repr=False)
     secret: str | None = field(default=None, repr=False)
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def scrub(self, text: str) -> str:
         """Last line of defence: never let the key into a message or stored body."""
@@ -235,19 +242,23 @@ async def post_json(
     """POST and return the decoded JSON reply and its request id; errors are typed."""
     client = await _client()
     try:
-        resp = await client.post(
-            call.url, content=_encode(body), headers=call.headers, timeout=_timeout(timeout_s)
-        )
+        async with client.stream(
+            "POST", call.url, content=_encode(body), headers=call.headers,
+            timeout=_timeout(timeout_s),
+        ) as resp:
+            rid = _request_id(resp.headers)
+            if resp.status_code >= 400:
+                raw = await _read_capped(call, resp, rid, error_body=True)
+                raise status_error(call, resp.status_code, resp.headers, raw)
+            content = await _read_capped(call, resp, rid)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise _map_exception(call, exc) from None
-    rid = _request_id(resp.headers)
-    if resp.status_code >= 400:
-        raise status_error(call, resp.status_code, resp.headers, resp.content)
     try:
-        return json.loads(resp.content), rid
-    except ValueError:
+        return json.loads(content), rid
+    except (ValueError, RecursionError):
+        text = content.decode("utf-8", "replace")
         raise StreamError(
-            call.scrub(f"response is not JSON: {_trim(resp.text)!r}"), **_who(call, rid)
+            call.scrub(f"response is not JSON: {_trim(text)!r}"), **_who(call, rid)
         ) from None
 
 
@@ -283,6 +294,35 @@ async def send(
     return resp.content, _request_id(resp.headers)
 
 
+async def _read_capped(
+    call: Call, resp: httpx.Response, rid: str | None, *, error_body: bool = False
+) -> bytes:
+    """The body, refusing (or, for an error body, cutting) it past ``call.max_bytes``."""
+    limit = min(call.max_bytes, _MAX_ERROR_BODY) if error_body else call.max_bytes
+    declared = resp.headers.get("content-length", "")
+    if not error_body and declared.isdigit() and int(declared) > limit:
+        raise _too_large(call, rid, int(declared))
+    buf = bytearray()
+    async for chunk in resp.aiter_bytes():
+        buf += chunk
+        if len(buf) > limit:
+            if error_body:
+                return bytes(buf[:limit])
+            raise _too_large(call, rid, len(buf))
+    return bytes(buf)
+
+
+def _too_large(
+    call: Call, rid: str | None, seen: int, *, stream: bool = False
+) -> ResponseTooLargeError:
+    limit = f"{_STREAM_FACTOR} × " if stream else ""
+    return ResponseTooLargeError(
+        f"response larger than {limit}max_response_bytes={call.max_bytes:,} (at least "
+        f"{seen:,} bytes); reading stopped (raise provider.max_response_bytes if expected)",
+        **_who(call, rid),
+    )
+
+
 class EventStream:
     """The SSE events of one streaming response, read as they arrive.
 
@@ -300,6 +340,7 @@ class EventStream:
         self._decoder = SSEDecoder()
         self._pending: deque[SSEEvent] = deque()
         self._eof = False
+        self._bytes = 0
 
     def __aiter__(self) -> EventStream:
         return self
@@ -316,17 +357,20 @@ class EventStream:
                 continue
             except httpx.HTTPError as exc:
                 raise _map_exception(self.call, exc, self.request_id) from None
+            self._bytes += len(chunk)
+            if self._bytes > self.call.max_bytes * _STREAM_FACTOR:
+                raise _too_large(self.call, self.request_id, self._bytes, stream=True)
             self._pending.extend(self._decoder.feed(chunk))
         return self._pending.popleft()
 
     async def json(self) -> Any:
         try:
-            raw = await self._resp.aread()
+            raw = await _read_capped(self.call, self._resp, self.request_id)
         except httpx.HTTPError as exc:
             raise _map_exception(self.call, exc, self.request_id) from None
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise StreamError(
                 self.call.scrub(
                     f"response is neither SSE nor JSON: {_trim(raw.decode('utf-8', 'replace'))!r}"
@@ -366,7 +410,7 @@ async def open_stream(
             timeout=_timeout(timeout_s),
         ) as resp:
             if resp.status_code >= 400:
-                raw = await resp.aread()
+                raw = await _read_capped(call, resp, _request_id(resp.headers), error_body=True)
                 raise status_error(call, resp.status_code, resp.headers, raw)
             yield EventStream(call, resp)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -389,6 +433,9 @@ class Accumulator(Protocol):
 
     def result(self) -> Completion: ...
 
+    # Optional: ``partial_usage() -> Usage``, the usage the vendor reported so far (kept,
+    # via report_lost_usage, when the reply never completes).
+
 
 class HTTPProvider(Provider):
     """What every HTTP provider does the same way: ``complete`` posts the body and parses
@@ -404,6 +451,8 @@ class HTTPProvider(Provider):
     """How the key is sent: ``"x-api-key"`` or ``"bearer"`` (see ``auth_headers``)."""
     base_headers: ClassVar[Mapping[str, str]] = {"content-type": "application/json"}
     """Sent first; the caller's headers may override them, the auth header comes last."""
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """Largest reply read; set it on an instance to change it (ResponseTooLargeError past it)."""
 
     def __init__(
         self, model: str, base_url: str, path: str, key: ApiKey, headers: Mapping[str, str]
@@ -419,7 +468,7 @@ class HTTPProvider(Provider):
     def _call(self) -> Call:
         key = self._key.get(self.name, self.model)
         headers = {**self.base_headers, **self._headers, **auth_headers(self.auth_scheme, key)}
-        return Call(self.name, self.model, self._url, headers, key)
+        return Call(self.name, self.model, self._url, headers, key, self.max_response_bytes)
 
     @abstractmethod
     def build_body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:
@@ -436,18 +485,76 @@ class HTTPProvider(Provider):
     async def complete(self, request: ProviderRequest) -> Completion:
         call = self._call()
         data, rid = await post_json(call, self.build_body(request, stream=False), request.timeout_s)
-        return self._parse(call, data, rid)
+        with _hostile(call, rid):
+            return self._parse(call, data, rid)
 
     async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
         call = self._call()
         body = self.build_body(request, stream=True)
         async with open_stream(call, body, request.timeout_s) as events:
             if not events.is_sse:
-                return self._parse(call, await events.json(), events.request_id)
-            acc = self._accumulator(events, on_delta)
-            async for event in events:
-                acc.feed(event)
-            return acc.result()
+                data = await events.json()
+                with _hostile(call, events.request_id):
+                    return self._parse(call, data, events.request_id)
+            return await self._consume(events, on_delta)
+
+    async def _consume(self, events: EventStream, on_delta: OnDelta) -> Completion:
+        """Feed one stream's events to a fresh accumulator and return its Completion."""
+
+        def checked(kind: Any, text: Any) -> None:  # a non-text delta is a malformed event
+            if not isinstance(text, str):
+                raise TypeError(f"{kind} delta is a {type(text).__name__}, not text")
+            try:
+                on_delta(kind, text)
+            except Exception as exc:  # the callback's own error: not a malformed event
+                raise _CallbackFailed(exc) from None
+
+        acc = self._accumulator(events, checked)
+        try:
+            try:
+                with _hostile(events.call, events.request_id):
+                    async for event in events:
+                        acc.feed(event)
+                    return acc.result()
+            except _CallbackFailed as failed:
+                raise failed.error  # noqa: B904 - the callback's exception, as it was raised
+        except BaseException:  # cancelled or failed: the tokens reported were billed
+            report_lost_usage(_partial_usage(acc))
+            raise
+
+
+class _CallbackFailed(Exception):
+    """Carries an ``on_delta`` exception past ``_hostile`` untouched."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
+@contextmanager
+def _hostile(call: Call, request_id: str | None) -> Iterator[None]:
+    """A reply whose JSON has the right syntax but the wrong shapes (a list where an object
+    belongs, ``"abc"`` for a token count) is a StreamError, whatever the parser tripped on."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, OverflowError,
+            RecursionError) as exc:
+        raise StreamError(
+            call.scrub(f"malformed reply from {call.provider}: {type(exc).__name__}: "
+                       f"{_trim(str(exc), 200)}"),
+            **_who(call, request_id),
+        ) from exc
+
+
+def _partial_usage(acc: Accumulator) -> Usage:
+    partial = getattr(acc, "partial_usage", None)
+    try:
+        usage = partial() if callable(partial) else None
+    except Exception:  # garbage usage in a broken stream: nothing to keep
+        return Usage()
+    return usage if isinstance(usage, Usage) else Usage()
 
 
 # --------------------------------------------------------------------------- errors

@@ -266,19 +266,22 @@ def _completion(call: _http.Call, data: Any, request_id: str | None) -> Completi
     ]
     raw_stop = data.get("stop_reason")
     has_tools = any(isinstance(b, ToolUseBlock) for b in blocks)
-    usage = data.get("usage") or {}
     return Completion(
         stop_reason="tool_use" if raw_stop == "tool_use" and has_tools else "end_turn",
         message=Message(role="assistant", content=blocks),
-        usage=Usage(
-            input_tokens=int(usage.get("input_tokens") or 0),
-            output_tokens=int(usage.get("output_tokens") or 0),
-            cache_read_input_tokens=int(usage.get("cache_read_input_tokens") or 0),
-            cache_creation_input_tokens=int(usage.get("cache_creation_input_tokens") or 0),
-        ),
+        usage=_usage(data.get("usage") or {}),
         request_id=request_id or data.get("id"),
         model=data.get("model") or call.model,
         raw_stop_reason=raw_stop,
+    )
+
+
+def _usage(usage: Any) -> Usage:
+    return Usage(
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        cache_read_input_tokens=int(usage.get("cache_read_input_tokens") or 0),
+        cache_creation_input_tokens=int(usage.get("cache_creation_input_tokens") or 0),
     )
 
 
@@ -315,6 +318,9 @@ class _Accumulator:
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self.done = False
+
+    def partial_usage(self) -> Usage:
+        return _usage(self.usage)
 
     def feed(self, ev: SSEEvent) -> None:
         try:

@@ -8,7 +8,9 @@ beyond the deltas it hands to ``on_delta``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from alloy_nb.messages import Message, ToolDefinition
 from alloy_nb.usage import Usage
 
-__all__ = ["Completion", "DeltaKind", "OnDelta", "Provider", "ProviderRequest", "StopReason"]
+__all__ = [
+    "Completion",
+    "DeltaKind",
+    "OnDelta",
+    "Provider",
+    "ProviderRequest",
+    "StopReason",
+    "UsageMeter",
+    "metering",
+    "report_lost_usage",
+]
 
 StopReason = Literal["end_turn", "tool_use"]
 DeltaKind = Literal["text", "thinking"]
@@ -83,3 +95,38 @@ class Provider(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"
+
+
+class UsageMeter:
+    """Tokens reported by replies that never became a Completion (cancelled, or failed
+    mid-stream): they were billed, so the loop adds them to the run's usage."""
+
+    def __init__(self) -> None:
+        self.lost = Usage()
+
+    def take(self) -> Usage:
+        """What was reported since the last ``take``, and reset."""
+        lost, self.lost = self.lost, Usage()
+        return lost
+
+
+_meter: ContextVar[UsageMeter | None] = ContextVar("alloy_nb_usage_meter", default=None)
+
+
+@contextmanager
+def metering() -> Iterator[UsageMeter]:
+    """Collect ``report_lost_usage`` calls made by providers within (tasks inherit it)."""
+    meter = UsageMeter()
+    token = _meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _meter.reset(token)
+
+
+def report_lost_usage(usage: Usage) -> None:
+    """Called by a provider whose reply ended without a Completion, with the usage the
+    vendor had reported so far (Anthropic's ``message_start``, a usage chunk)."""
+    meter = _meter.get()
+    if meter is not None and usage.total_tokens:
+        meter.lost = meter.lost + usage

@@ -212,7 +212,9 @@ def _completion(call: _http.Call, resp: Any, request_id: str | None) -> Completi
                     input=_arguments(call, item, request_id, lenient=incomplete),
                 )
             )
-        elif t in _RAW_ITEMS:
+        elif t in _RAW_ITEMS or isinstance(t, str):
+            # reasoning, and any item type we do not know (web_search_call, newer ones):
+            # kept verbatim and sent back as it came, like Anthropic's unknown blocks
             blocks.append(RawBlock(**{**item, "origin": ORIGIN}))
         else:
             raise _unsupported(call, f"output item {t!r}", request_id)
@@ -262,7 +264,17 @@ class _Accumulator:
         self.items: dict[int, dict[str, Any]] = {}
         self.final: dict[str, Any] | None = None
 
+    def partial_usage(self) -> Usage:
+        """Responses reports usage only in the terminal event (a failed response has it)."""
+        usage = (self.final or {}).get("usage") or {}
+        cached = int((usage.get("input_tokens_details") or {}).get("cached_tokens") or 0)
+        return Usage(input_tokens=max(0, int(usage.get("input_tokens") or 0) - cached),
+                     output_tokens=int(usage.get("output_tokens") or 0),
+                     cache_read_input_tokens=cached)
+
     def feed(self, ev: SSEEvent) -> None:
+        if ev.data.strip() == "[DONE]":  # OpenRouter ends its Responses streams with it
+            return
         try:
             data = json.loads(ev.data)
             kind = data.get("type") or ev.event

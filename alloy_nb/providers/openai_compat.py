@@ -50,15 +50,17 @@ class Compat(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    requires_done_marker: bool = True
-    """EOF without ``data: [DONE]`` is a cut-off stream. False (the Hugging Face router): EOF
-    after a finish_reason is a normal end."""
+    requires_done_marker: bool = False
+    """True: EOF without ``data: [DONE]`` is a cut-off stream, for servers that need the strict
+    form. False (default, as the official SDKs): EOF after a finish_reason is a normal end;
+    only a stream that closes with no finish_reason is a cut-off."""
     finish_reason_optional: bool = False
     """Some OpenRouter upstreams never send a finish_reason; with no [DONE] either, EOF after
     any content then counts as a normal end."""
     usage_in_late_chunk: bool = True
-    """Usage comes in a chunk after the finish chunk (OpenAI's ``choices: []`` chunk), so with
-    no [DONE] required, EOF before it is a cut-off. False: usage rides the finish chunk."""
+    """Usage comes in a chunk after the finish chunk (OpenAI's ``choices: []`` chunk). False:
+    usage rides the finish chunk. Descriptive only: a stream that closes after its finish
+    chunk is complete either way (its usage is then whatever was reported)."""
     supports_stream_options: bool = True
     """Send ``stream_options: {"include_usage": true}`` when streaming."""
     null_arguments_ok: bool = True
@@ -487,6 +489,9 @@ class _Accumulator:
         self.chunks = 0
         self.done = False
 
+    def partial_usage(self) -> Usage:
+        return _usage(self.usage or {})
+
     def feed(self, ev: SSEEvent) -> None:
         if self.done:
             return
@@ -555,9 +560,8 @@ class _Accumulator:
         if not self.done:
             c = self.c
             ended = self.finish is not None or (c.finish_reason_optional and self.chunks > 0)
-            late_usage = c.usage_in_late_chunk and c.supports_stream_options
-            if c.requires_done_marker or not ended or (late_usage and self.usage is None):
-                raise self.events.truncated("data: [DONE]")
+            if c.requires_done_marker or not ended:
+                raise self.events.truncated("a finish_reason" if not ended else "data: [DONE]")
         tool_calls = []
         # index order, whatever order the calls' first deltas came in (keys without an index
         # keep their arrival order, after the indexed ones)

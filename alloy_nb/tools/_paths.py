@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alloy_nb.errors import ToolError
 
-__all__ = ["allowed_roots", "os_reason", "resolve_path", "working_directory"]
+__all__ = [
+    "allowed_roots",
+    "os_reason",
+    "require_regular_file",
+    "resolve_path",
+    "working_directory",
+]
 
 
 def working_directory(context: Mapping[str, Any]) -> str:
@@ -47,6 +54,8 @@ def resolve_path(path: Any, context: Mapping[str, Any]) -> str:
     """
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ToolError(f"file_path must be a non-empty string, got {path!r}")
+    if "\0" in str(os.fspath(path)):
+        raise ToolError(f"file_path must not contain a NUL character, got {path!r}")
     wd = working_directory(context)
     resolved = os.path.normpath(os.path.join(wd, os.path.expanduser(os.fspath(path))))
     real = os.path.realpath(resolved)
@@ -60,6 +69,26 @@ def resolve_path(path: Any, context: Mapping[str, Any]) -> str:
     )
     via = f" (it resolves to {real})" if real != resolved else ""
     raise ToolError(f"Path {resolved}{via} is outside {where}")
+
+
+def require_regular_file(path: str, *, may_be_missing: bool = False) -> None:
+    """Refuse FIFOs, devices and sockets at once: opening a FIFO blocks a
+    thread until someone opens the other end, which no timeout can take back."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if may_be_missing:
+            return
+        raise ToolError(f"File not found: {path}") from None
+    except OSError as exc:
+        raise ToolError(f"Cannot access {path}: {os_reason(exc)}") from exc
+    if stat.S_ISDIR(mode):
+        return  # opening fails at once with the reference's own eisdir message
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise ToolError(f"{path} is {kind}; only regular files can be written or edited")
 
 
 def os_reason(exc: OSError) -> str:

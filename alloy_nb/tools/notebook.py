@@ -8,12 +8,14 @@ value already is one. Every answer is capped so a big DataFrame cannot flood the
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import difflib
 import inspect
 import io
 import itertools
 import linecache
+import os
 import reprlib
 import sys
 import threading
@@ -26,6 +28,7 @@ from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from alloy_nb.errors import ToolError
+from alloy_nb.redact import is_secret_name, redact_secrets
 from alloy_nb.tools.base import Tool, ToolResult
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
 MAX_CHARS = 8_000  # ≈ 2 000 tokens per answer
 MAX_VARIABLES = 200
 _HIDDEN = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
+_REDACTED = "[redacted: the name looks like a secret]"
 _TABLE = {"max_cols": 20, "max_colwidth": 40}
 
 
@@ -66,7 +70,7 @@ class ListVariables(Tool):
         namespace = _namespace(context)
         with_functions = input.get("include_functions") is True
         rows = [
-            f"{name}: {_type_name(value)} — {_brief(value)}"
+            f"{name}: {_type_name(value)} — {_REDACTED if _secret(name) else _brief(value)}"
             for name, value in list(namespace.items())
             if _is_user_variable(name, value, with_functions)
         ]
@@ -108,6 +112,8 @@ class InspectVariable(Tool):
             raise ToolError("name must be a non-empty string")
         value = _lookup(_namespace(context), name.strip())
         header = f"name: {name.strip()}\ntype: {_type_name(value)}\n"
+        if any(_secret(part) for part in name.strip().split(".")):
+            return header + f"value: {_REDACTED}"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas/numpy statistics warn on odd data
             return _cap(header + _describe(value))
@@ -160,7 +166,7 @@ class RunPython(Tool):
                 verdict = await verdict
         except Exception as exc:
             raise ToolError(f"Approval failed ({exc!r}); the code was not run") from exc
-        if not verdict:
+        if verdict is not True:  # only an explicit True approves: "no", 0, None deny
             raise ToolError("Denied by user")
 
 
@@ -186,25 +192,64 @@ def _namespace(context: Mapping[str, Any]) -> Mapping[str, Any]:
 def _is_user_variable(name: str, value: Any, with_functions: bool) -> bool:
     if name.startswith("_") or name in _HIDDEN or isinstance(value, types.ModuleType):
         return False
+    if _is_environment(value):
+        return False
     is_code = inspect.isroutine(value) or inspect.isclass(value) or isinstance(value, Tool)
     return with_functions or not is_code
 
 
+def _secret(name: Any) -> bool:
+    return isinstance(name, str) and is_secret_name(name)
+
+
+def _is_environment(value: Any) -> bool:
+    """``os.environ`` itself, or a mapping copied from it (``dict(os.environ)``)."""
+    if value is os.environ or isinstance(value, type(os.environ)):
+        return True
+    if not isinstance(value, Mapping) or not 3 <= len(value) <= 10_000:
+        return False
+    try:
+        same = sum(1 for k, v in value.items() if isinstance(k, str) and os.environ.get(k) == v)
+    except Exception:
+        return False
+    return same >= 0.8 * len(value)
+
+
+def _refuse(name: str, why: str) -> ToolError:
+    return ToolError(f"Cannot inspect {name!r}: {why}")
+
+
 def _lookup(namespace: Mapping[str, Any], name: str) -> Any:
     first, *attrs = name.split(".")
+    for part in name.split("."):
+        if part.startswith("_"):
+            plain = "" if part == first else f"{part!r} is not a plain attribute name: "
+            raise _refuse(name, plain + "private names (a leading underscore) are not shown")
+    if first in _HIDDEN:
+        raise _refuse(name, f"{first!r} belongs to IPython, not to the user's variables")
     if first not in namespace:
         close = difflib.get_close_matches(first, [str(k) for k in namespace], n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ToolError(f"No variable named {first!r} in the notebook namespace.{hint}")
     value = namespace[first]
     for attr in attrs:
+        _guard(name, value)
         if not attr.isidentifier() or attr.startswith("__"):
             raise ToolError(f"Cannot inspect {name!r}: {attr!r} is not a plain attribute name")
         try:
             value = getattr(value, attr)
         except Exception as exc:
             raise ToolError(f"Cannot inspect {name!r}: {exc!r}") from None
+    _guard(name, value)
     return value
+
+
+def _guard(name: str, value: Any) -> None:
+    """Modules (and what hangs off them) and the process environment are not user data."""
+    if isinstance(value, types.ModuleType):
+        raise _refuse(name, "modules and their internals are not notebook variables")
+    if _is_environment(value):
+        raise _refuse(name, "the process environment may hold API keys; it is never shown")
 
 
 def _from(value: Any, package: str) -> bool:
@@ -250,7 +295,7 @@ def _describe(value: Any) -> str:
         return f"len: {len(value)} chars, {value.count(chr(10)) + 1} lines\nvalue:\n{value}"
     if isinstance(value, Mapping):
         items = [
-            f"  {_repr(k, 60)}: {_type_name(v)} — {_brief(v)}"
+            f"  {_repr(k, 60)}: {_type_name(v)} — {_REDACTED if _secret(k) else _brief(v)}"
             for k, v in itertools.islice(value.items(), 30)
         ]
         more = f"\n  ... and {len(value) - 30} more" if len(value) > 30 else ""
@@ -334,6 +379,9 @@ def _bytes(n: float) -> str:
 
 
 def _cap(text: str, limit: int = MAX_CHARS) -> str:
+    """Bounded and scrubbed: nothing shaped like a key, nor any secret variable's value,
+    goes back to the model."""
+    text = redact_secrets(text)
     if len(text) <= limit:
         return text
     return f"{text[:limit]}\n... [truncated {len(text) - limit} chars] ..."
@@ -410,7 +458,14 @@ async def _run(code: str, namespace: dict[str, Any]) -> ToolResult:
             if last is not None:
                 expr = ast.Expression(last.value)  # type: ignore[attr-defined]
                 value = await _eval(compile(expr, filename, "eval", flags=flags), namespace)
-        except (Exception, SystemExit) as exc:
+        except Exception as exc:
+            error = _traceback_tail(exc, filename)
+        except asyncio.CancelledError:
+            cancelling = getattr(asyncio.current_task(), "cancelling", None)  # 3.11+
+            if cancelling is None or cancelling():
+                raise  # the run was stopped: not the code's error to report
+            error = "CancelledError raised by the code\n"
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the code's own error
             error = _traceback_tail(exc, filename)
     output = buffer.getvalue()
     if error is not None:

@@ -277,8 +277,9 @@ def test_invalid_arguments_and_unknown_items() -> None:
     assert exc.value.retryable
     odd = {"status": "completed", "output": [{"type": "web_search_call", "id": "ws_1"}]}
     raw = reply.raw(200, {"content-type": "application/json"}, json.dumps(odd))
-    with FakeProviderServer([raw]) as srv, pytest.raises(ProviderError, match="web_search_call"):
-        call(OpenAI(api_key=KEY, base_url=srv.url), req(), False)
+    with FakeProviderServer([raw]) as srv:  # unknown items are kept verbatim (issue 9)
+        c, _ = call(OpenAI(api_key=KEY, base_url=srv.url), req(), False)
+    assert [b.type for b in c.message.content] == ["web_search_call"]
 
 
 def test_malformed_event() -> None:

@@ -167,7 +167,7 @@ def test_presets() -> None:
     assert OpenAICompat.gemini("g")._key.env == ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     assert OpenAICompat.mistral("m").compat.mistral_tool_ids
     assert OpenAICompat.deepseek("d").compat.reasoning_field == "reasoning_content"
-    assert OpenAICompat.groq("g").compat.requires_done_marker  # cut-offs stay detectable
+    assert not OpenAICompat.groq("g").compat.requires_done_marker  # finish_reason suffices
     assert OpenAICompat.openrouter("o").compat.finish_reason_optional
     custom = OpenAICompat.groq("g", compat=Compat(), base_url="http://127.0.0.1:1")
     assert custom.compat == Compat() and custom._url == "http://127.0.0.1:1/v1/chat/completions"
@@ -363,8 +363,11 @@ def test_invalid_arguments_are_a_retryable_error() -> None:
 def test_done_marker_rules() -> None:
     finished = sse(chunk({"content": "hi"}), chunk({}, "stop", usage=USAGE), done=False)
     with pytest.raises(StreamError, match="DONE") as exc:
-        stream_raw(finished)  # default: [DONE] required
+        stream_raw(finished, Compat(requires_done_marker=True))  # the strict form, on request
     assert exc.value.retryable
+    assert stream_raw(finished)[0].message.text == "hi"  # default: finish_reason suffices
+    with pytest.raises(StreamError, match="finish_reason"):
+        stream_raw(sse(chunk({"content": "hi"}), done=False))  # a cut-off stays one
     lenient = Compat(requires_done_marker=False, usage_in_late_chunk=False)
     assert stream_raw(finished, lenient)[0].message.text == "hi"
     unfinished = sse(chunk({"content": "hi"}), done=False)
@@ -376,10 +379,9 @@ def test_done_marker_rules() -> None:
         ].message.text
         == "hi"
     )
-    # usage expected in a late chunk: EOF right after the finish chunk is a cut-off
+    # EOF right after the finish chunk (before OpenAI's late usage chunk) is complete too
     no_usage = sse(chunk({"content": "hi"}), chunk({}, "stop"), done=False)
-    with pytest.raises(StreamError):
-        stream_raw(no_usage, Compat(requires_done_marker=False))
+    assert stream_raw(no_usage, Compat(requires_done_marker=False))[0].message.text == "hi"
     assert stream_raw(no_usage, lenient)[0].message.text == "hi"
 
 

@@ -1,7 +1,8 @@
 """The ``bash`` tool: run one shell command in the working directory, with a timeout.
 
 The child gets its own process group (killed whole on timeout or cancellation) and an
-environment without secrets. Bash is not path-confined; ``tools/_paths.py`` confines files.
+environment without secrets. Where bubblewrap works it runs in the sandbox of
+``tools/_sandbox.py``; without it, restricted bash is a convenience, not a security boundary.
 """
 
 from __future__ import annotations
@@ -15,17 +16,32 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from alloy_nb.errors import ToolError
+from alloy_nb.messages import ToolDefinition
 from alloy_nb.redact import is_secret_name
 from alloy_nb.tools._paths import working_directory
+from alloy_nb.tools._sandbox import INSTALL_HINT, bwrap_argv, sandbox_available
 from alloy_nb.tools.base import Tool
 from alloy_nb.tools.core.read import int_arg
 
-__all__ = ["DEFAULT_TIMEOUT_MS", "MAX_OUTPUT_BYTES", "MAX_TIMEOUT_MS", "Bash", "scrub_env"]
+__all__ = [
+    "DEFAULT_TIMEOUT_MS",
+    "MAX_OUTPUT_BYTES",
+    "MAX_TIMEOUT_MS",
+    "NOT_A_BOUNDARY",
+    "Bash",
+    "sandbox_note",
+    "scrub_env",
+]
 
 DEFAULT_TIMEOUT_MS = 10_000
 MAX_TIMEOUT_MS = 600_000
 MAX_OUTPUT_BYTES = 30_000
 _OUTER_MARGIN_MS = 250
+#: Said wherever Bash runs without the sandbox (tool description, README, notebook).
+NOT_A_BOUNDARY = (
+    "restricted mode (bash -r) is NOT a security boundary: commands can read the whole "
+    "machine, write outside the working directory and reach the network"
+)
 _TIMED_OUT = (
     "Command timed out after {t}ms. The process may have started a server, entered an "
     "infinite loop, or is waiting for input. Try a non-blocking approach."
@@ -36,12 +52,19 @@ class Bash(Tool):
     """Run ``bash -rc COMMAND`` (restricted, as the reference; ``bash_restricted=False`` in
     the context gives ``bash -c``); stderr is merged into stdout and the exit code appended.
 
-    ``context["bash_executor"]``, a (sync or async) ``(command, working_dir) -> (output,
-    exit_code)``, replaces the shell, e.g. to run commands in a sandbox.
+    ``context["bash_sandbox"]``: ``"auto"`` (default) runs it inside bubblewrap when that
+    works here, else unsandboxed; ``True`` requires the sandbox (a ToolError saying how to
+    install it otherwise); ``False`` never sandboxes. ``context["bash_network"] = False``
+    takes the network away (sandbox only). ``context["bash_executor"]``, a (sync or async)
+    ``(command, working_dir) -> (output, exit_code)``, replaces the shell altogether.
     """
 
     name = "bash"
-    description = "Execute a shell command and return its output."
+    description = (
+        "Execute a shell command and return its output. Runs in a bubblewrap sandbox when "
+        "available (read-only system, writable working directory and /tmp); otherwise "
+        + NOT_A_BOUNDARY + "."
+    )
     input_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -68,8 +91,51 @@ class Bash(Tool):
             if not os.path.isdir(cwd):
                 raise ToolError(f"Working directory does not exist: {cwd}")
             flags = "-c" if context.get("bash_restricted") is False else "-rc"
-            output, code = await _run_shell(["bash", flags, command], cwd, timeout_ms)
+            argv = ["bash", flags, command]
+            network = context.get("bash_network") is not False
+            mode = context.get("bash_sandbox", "auto")
+            if await asyncio.to_thread(_use_sandbox, mode, network):  # probes bwrap once
+                argv = bwrap_argv(argv, os.path.realpath(cwd), network=network)
+            output, code = await _run_shell(argv, cwd, timeout_ms)
         return f"{output}\nexit code: {code}"
+
+    def definition(self) -> ToolDefinition:
+        """The description sent to the model says which mode this machine gives."""
+        if sandbox_available():
+            text = ("Execute a shell command and return its output. By default it runs in a "
+                    "sandbox: the system is read-only; only the working directory and /tmp "
+                    "are writable.")
+        else:
+            text = f"Execute a shell command and return its output. Note: {NOT_A_BOUNDARY}."
+        return ToolDefinition(name=self.name, description=text, input_schema=self.input_schema)
+
+
+def sandbox_note() -> str:
+    """One line for people choosing Bash in a notebook: which mode this machine gives."""
+    if sandbox_available():
+        return ("bash: commands run in a bubblewrap sandbox (read-only system, writable "
+                "working directory and /tmp, no access to the kernel's environment)")
+    return f"bash: WARNING, no bubblewrap sandbox here: {NOT_A_BOUNDARY}; {INSTALL_HINT}"
+
+
+def _use_sandbox(mode: object, network: bool) -> bool:
+    """Decide from ``context["bash_sandbox"]`` whether to wrap the command in bwrap."""
+    if mode is False:
+        if not network:
+            raise ToolError("bash_network=False needs the sandbox, but bash_sandbox is False")
+        return False
+    if mode not in ("auto", True):
+        raise ToolError(f"bash_sandbox must be 'auto', True or False, got {mode!r}")
+    if sandbox_available(network):
+        return True
+    if mode is True:
+        raise ToolError(
+            f"bash_sandbox=True but the bubblewrap sandbox is unavailable: {INSTALL_HINT}"
+        )
+    if not network:
+        raise ToolError("bash_network=False needs the bubblewrap sandbox, which is unavailable: "
+                        + INSTALL_HINT)
+    return False
 
 
 def effective_timeout(input: Mapping[str, Any], context: Mapping[str, Any]) -> int:

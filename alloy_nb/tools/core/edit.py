@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from alloy_nb.errors import ToolError
-from alloy_nb.tools._paths import os_reason, resolve_path
+from alloy_nb.tools._paths import os_reason, require_regular_file, resolve_path
 from alloy_nb.tools.base import Tool
 
 __all__ = ["Edit"]
@@ -49,6 +49,7 @@ class Edit(Tool):
         if not old:
             raise ToolError("old_string must not be empty; use write to create a file")
         replace_all = input.get("replace_all") in (True, "true", "True")
+        require_regular_file(path, may_be_missing=True)  # missing: the usual enoent below
         try:
             with open(path, encoding="utf-8", newline="") as f:
                 text = f.read()

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from alloy_nb.errors import ToolError
-from alloy_nb.tools._paths import os_reason, resolve_path
+from alloy_nb.tools._paths import os_reason, require_regular_file, resolve_path
 from alloy_nb.tools.base import Tool
 
 __all__ = ["Write"]
@@ -40,6 +40,7 @@ class Write(Tool):
             os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError as exc:
             raise ToolError(f"Cannot create directory: {os_reason(exc)}") from exc
+        require_regular_file(path, may_be_missing=True)
         try:
             with open(path, "w", encoding="utf-8", newline="") as f:
                 f.write(content)

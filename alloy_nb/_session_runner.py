@@ -20,7 +20,7 @@ from typing import Any
 from alloy_nb import _sync
 from alloy_nb._session_jobs import Job, await_future
 from alloy_nb.agent import AgentConfig, new_emitter, run_loop
-from alloy_nb.errors import AgentError, Busy, ConfigError
+from alloy_nb.errors import Busy, ConfigError
 from alloy_nb.events import Emitter, Event
 from alloy_nb.messages import Message
 from alloy_nb.middleware import Halt, run_hook
@@ -129,7 +129,9 @@ class SessionRunner:
         if external:
             raise asyncio.CancelledError
         if not result.ok:
-            raise AgentError(result) from exc
+            from alloy_nb.output import agent_error
+
+            raise agent_error(result) from exc
         return result
 
     def _register(self, job: Job) -> None:
@@ -177,6 +179,8 @@ class SessionRunner:
         loop = asyncio.get_running_loop()
         with self._lock:
             config, before = self._config, self._usage
+            if job.output_type is not None:
+                config = config.replace(output_type=job.output_type)
             context = {**self._context, "session_id": self.id, "request_id": job.request_id}
             state = AgentState(messages=list(self._messages), context=context, usage=before)
             job.state, job.loop = state, loop

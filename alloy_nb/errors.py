@@ -17,6 +17,7 @@ class, never of its message text.
     │   └── ScriptExhausted             the Scripted provider ran out of replies
     ├── ToolError                       raised by tools; becomes an error tool_result
     ├── AgentError                      .result (status halted / error / cancelled)
+    │   └── OutputValidationError       output_type: no valid final_result within the retries
     ├── Busy                            send_message while running and max_pending == 0
     └── QueueFull                       send_message with the queue full
 """
@@ -35,6 +36,7 @@ __all__ = [
     "BadRequestError",
     "Busy",
     "ConfigError",
+    "OutputValidationError",
     "OverloadedError",
     "ProviderConnectionError",
     "ProviderError",
@@ -160,6 +162,11 @@ class AgentError(AlloyError):
         self.result = result
         detail = result.error or result.status
         super().__init__(f"run ended with status {result.status!r}: {detail}")
+
+
+class OutputValidationError(AgentError):
+    """``output_type`` was set and the model gave no valid ``final_result`` within the
+    retries; ``.result.error`` carries the last validation message."""
 
 
 class Busy(AlloyError):

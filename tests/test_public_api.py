@@ -12,6 +12,7 @@ API_NAMES = {
     "Middleware", "Halt", "Block", "AgentError", "Busy", "QueueFull", "ProviderError",
     "ToolError", "ConfigError", "Compaction", "tool", "Tool", "ToolResult",
     "load_ipython_extension", "unload_ipython_extension",
+    "map", "amap",
 }
 
 

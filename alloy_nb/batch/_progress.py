@@ -1,8 +1,8 @@
 """Progress of a batch: a snapshot model and the reporters that show it.
 
 The core never imports IPython: ``progress=True`` picks the reporter the notebook layer
-registered (``set_notebook_reporter``, done by ``%load_ext alloy_nb``) when it says it can
-show one, else a tqdm bar on stderr. ``progress`` may also be a callable taking
+registered (``_hooks.set_notebook_reporter``, done by ``%load_ext alloy_nb``) when it says
+it can show one, else a tqdm bar on stderr. ``progress`` may also be a callable taking
 ``MapProgress`` snapshots, or False.
 """
 
@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-__all__ = ["MapProgress", "Reporter", "make_reporter", "set_notebook_reporter"]
+from alloy_nb.batch._hooks import notebook_reporter
+
+__all__ = ["MapProgress", "Reporter", "Tracker", "make_reporter"]
 
 log = logging.getLogger("alloy_nb")
 
@@ -51,17 +53,6 @@ class MapProgress(BaseModel):
 class Reporter(Protocol):
     def update(self, progress: MapProgress) -> None: ...
     def close(self, progress: MapProgress) -> None: ...
-
-
-NotebookFactory = Callable[[int], "Reporter | None"]
-_notebook: NotebookFactory | None = None
-
-
-def set_notebook_reporter(factory: NotebookFactory | None) -> None:
-    """Called by the notebook layer: ``factory(total)`` returns a reporter, or None when it
-    cannot show one here (no kernel front end), and the stderr bar is used instead."""
-    global _notebook
-    _notebook = factory
 
 
 class _Callback:
@@ -127,9 +118,10 @@ def make_reporter(progress: Any, total: int) -> Reporter:
         from alloy_nb.errors import ConfigError
 
         raise ConfigError(f"progress must be True, False or a callable, got {progress!r}")
-    if _notebook is not None:
+    factory = notebook_reporter()
+    if factory is not None:
         try:
-            reporter = _notebook(total)
+            reporter = factory(total)
         except Exception:
             log.exception("the notebook progress display failed; using stderr")
             reporter = None

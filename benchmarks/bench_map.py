@@ -45,8 +45,7 @@ async def raw(url: str, headers: dict[str, str], prompts: list[str], concurrency
               template: dict[str, Any]) -> list[str]:
     """The baseline a careful user would write by hand."""
     sem = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=60) as client:  # httpx's default pool
         async def one(prompt: str) -> str:
             body = {**template, "messages": [{"role": "user", "content": prompt}]}
             async with sem:

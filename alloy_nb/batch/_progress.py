@@ -45,7 +45,8 @@ class MapProgress(BaseModel):
     def line(self) -> str:
         eta = "" if self.eta_s is None or self.finished else f", ETA {self.eta_s:.0f} s"
         extra = f", {self.cached} cached" if self.cached else ""
-        verb = "finished" if self.finished else "running"
+        verb = "running" if not self.finished else (
+            "finished" if self.done >= self.total else "stopped")
         return (f"alloy.map {verb}: {self.done}/{self.total} done, {self.failed} failed"
                 f"{extra}, cost {self.cost_label}, {self.elapsed_s:.1f} s{eta}")
 

@@ -54,7 +54,9 @@ class Result(BaseModel):
     def _repr_markdown_(self) -> str:
         parts = [self.text or "*(no text)*", "", "---"]
         if self.output is not None:
-            parts[1:1] = ["", f"**output** `{self.output!r}`"[:2000]]
+            shown = repr(self.output)
+            shown = shown if len(shown) <= 2000 else shown[:1997] + "..."
+            parts[1:1] = ["", f"**output** `{shown}`"]
         calls = ", ".join(f"`{c.name}`" + (" ⚠" if c.error else "") for c in self.tool_calls)
         meta = [
             f"**status** {self.status}",

@@ -46,6 +46,7 @@ def test_model_output_ends_run_without_extra_turn() -> None:
     r = alloy.run("classify", provider=p, output_type=Penguin)
     assert r.output == Penguin(species="Gentoo", confidence=0.9)
     assert r.status == "completed" and r.turns == 1 and len(p.calls) == 1
+    assert "**output** `Penguin(species='Gentoo', confidence=0.9)`" in r._repr_markdown_()
     tools = p.calls[0].tools
     assert [t.name for t in tools] == [FINAL_RESULT]
     assert tools[0].input_schema["properties"]["species"]["enum"] == [

@@ -13,17 +13,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from alloy_nb.batch._hooks import set_notebook_reporter
     from alloy_nb.batch._map import amap, map
     from alloy_nb.batch._progress import MapProgress
     from alloy_nb.batch._result import BatchResult
 
-__all__ = ["BatchResult", "MapProgress", "amap", "map"]
+__all__ = ["BatchResult", "MapProgress", "amap", "map", "set_notebook_reporter"]
 
 _LAZY = {
     "amap": "alloy_nb.batch._map",
     "map": "alloy_nb.batch._map",
     "MapProgress": "alloy_nb.batch._progress",
     "BatchResult": "alloy_nb.batch._result",
+    "set_notebook_reporter": "alloy_nb.batch._hooks",  # for front ends (alloy_nb.jupyter)
 }
 
 

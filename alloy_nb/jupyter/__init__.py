@@ -32,7 +32,7 @@ def load_ipython_extension(ip: Any) -> None:
     ip.register_magics(magics)
     register_formatters(ip, chat=lambda session: magics.controller.chat(session))
     _loaded[id(ip)] = magics
-    from alloy_nb.batch._hooks import set_notebook_reporter
+    from alloy_nb.batch import set_notebook_reporter
 
     set_notebook_reporter(_map_progress)  # alloy.map's progress: a display in the notebook
 
@@ -52,7 +52,7 @@ def unload_ipython_extension(ip: Any) -> None:
             del table["alloy"]
     ip.magics_manager.registry.pop(type(magics).__name__, None)
     unregister_formatters(ip)
-    from alloy_nb.batch._hooks import set_notebook_reporter
+    from alloy_nb.batch import set_notebook_reporter
 
     set_notebook_reporter(None)
 

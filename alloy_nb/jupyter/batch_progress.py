@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from alloy_nb.batch._progress import MapProgress
+from alloy_nb.batch import MapProgress
 from alloy_nb.jupyter.display import frontend
 
 __all__ = ["NotebookProgress", "make_progress"]

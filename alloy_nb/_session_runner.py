@@ -20,7 +20,7 @@ from typing import Any
 from alloy_nb import _sync
 from alloy_nb._session_jobs import Job, await_future
 from alloy_nb.agent import AgentConfig, new_emitter, run_loop
-from alloy_nb.errors import Busy, ConfigError
+from alloy_nb.errors import AgentError, Busy, ConfigError
 from alloy_nb.events import Emitter, Event
 from alloy_nb.messages import Message
 from alloy_nb.middleware import Halt, run_hook
@@ -131,7 +131,8 @@ class SessionRunner:
         if not result.ok:
             from alloy_nb.output import agent_error
 
-            raise agent_error(result) from exc
+            error: AgentError = agent_error(result)  # typed: OutputValidationError
+            raise error from exc
         return result
 
     def _register(self, job: Job) -> None:

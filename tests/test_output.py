@@ -205,3 +205,11 @@ def test_over_real_http(kind: str, stream: bool) -> None:
         body = srv.requests[0].json
     assert r.output == Penguin(species="Gentoo", confidence=0.25)
     assert FINAL_RESULT in str(body["tools"])
+
+
+def test_session_chat_raises_the_typed_error_and_keeps_a_valid_history() -> None:
+    bad = [final({"species": "Emperor", "confidence": 0}) for _ in range(OUTPUT_RETRIES + 1)]
+    s = alloy.Session(provider=Scripted([*bad, "later"]))
+    with pytest.raises(OutputValidationError):
+        s.chat("x", output_type=Penguin)
+    assert s.chat("go on").text == "later"  # the history was valid to continue from

@@ -203,6 +203,13 @@ def test_progress_callback_and_stderr_bar(echo: Echo, capsys: Any) -> None:
     assert "alloy.map" in err and "2/2" in err
 
 
+def test_empty_items_and_generators(echo: Echo) -> None:
+    empty = alloy.map("{item}", [], provider=echo, progress=False)
+    assert len(empty) == 0 and empty.outputs == [] and empty.errors == {}
+    b = alloy.map("{item}", (x for x in "ab"), provider=echo, progress=False)
+    assert b.outputs == ["echo: a", "echo: b"]
+
+
 def test_amap_in_a_running_loop(echo: Echo) -> None:
     async def go() -> BatchResult:
         return await alloy.amap("{item}", ["x"], provider=echo, progress=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import textwrap
@@ -110,6 +111,9 @@ def main() -> None:
         _, r_cpu = best["raw httpx"]
         print(f"\nalloy wall / ideal {a_wall / ideal:.2f} (target <= 1.3); "
               f"alloy CPU / raw CPU {a_cpu / r_cpu:.2f} (target <= 1.5)")
+        load = os.getloadavg()[0]
+        print(f"load average {load:.1f} on {os.cpu_count()} CPUs: wall times need an idle "
+              "machine (a CPU-starved client reads responses late); the CPU ratio does not")
     finally:
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(timeout=10)

@@ -110,30 +110,42 @@ class _Sampler:
         return out
 
     def number(self, schema: dict[str, Any], path: str, *, integer: bool) -> float:
-        lo = schema.get("minimum", schema.get("exclusiveMinimum"))
-        hi = schema.get("maximum", schema.get("exclusiveMaximum"))
-        if "exclusiveMinimum" in schema and lo is not None:
-            lo = lo + (1 if integer else 1e-6)
-        if "exclusiveMaximum" in schema and hi is not None:
-            hi = hi - (1 if integer else 1e-6)
+        lo, hi = schema.get("minimum"), schema.get("maximum")
+        xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+        step = schema.get("multipleOf")
+
+        def fits(v: float) -> bool:
+            return ((lo is None or v >= lo) and (hi is None or v <= hi)
+                    and (xlo is None or v > xlo) and (xhi is None or v < xhi)
+                    and (not integer or float(v).is_integer())
+                    and (not step or abs(v / step - round(v / step)) < 1e-9))
+
         for n in self.numbers:  # a number from the prompt, when it fits
-            if (lo is None or n >= lo) and (hi is None or n <= hi) and (
-                not integer or float(n).is_integer()):
+            if fits(n):
                 self.numbers.remove(n)
                 return n
-        if lo is not None and hi is not None:
+        low = max((b for b in (lo, xlo) if b is not None), default=None)
+        high = min((b for b in (hi, xhi) if b is not None), default=None)
+        if low is not None and high is not None:
             frac = self.pick(path, 1000) / 999
-            value = lo + (hi - lo) * frac
-        elif lo is not None:
-            value = lo + self.pick(path, 10)
-        elif hi is not None:
-            value = hi - self.pick(path, 10)
+            value = low + (high - low) * (0.05 + 0.9 * frac)  # strictly inside
+        elif low is not None:
+            value = low + 1 + self.pick(path, 10)
+        elif high is not None:
+            value = high - 1 - self.pick(path, 10)
         else:
             value = 1 + self.pick(path, 10)
-        step = schema.get("multipleOf")
+        candidates = []
         if step:
-            value = round(value / step) * step
-        return float(round(value)) if integer else round(value, 3)
+            candidates += [round(value / step) * step, (int(value / step) + 1) * step,
+                           int(value / step) * step]
+        candidates += [float(round(value)) if integer else round(value, 3), value]
+        if integer:
+            candidates += [float(int(value)), float(int(value) + 1)]
+        for candidate in candidates:
+            if fits(candidate):
+                return candidate
+        return value  # constraints this sampler cannot meet: validation will say so
 
     def string(self, schema: dict[str, Any], path: str) -> str:
         fmt = schema.get("format")

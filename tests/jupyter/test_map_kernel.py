@@ -32,6 +32,18 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
         k.close()
 
 
+def _settle(kernel: Kernel) -> None:
+    """ipykernel aborts execute requests that arrive while it is still aborting the queue
+    after an error (stop_on_error); on a loaded machine that window can outlast a short
+    drain, so wait until a trivial cell runs."""
+    for _ in range(10):
+        kernel.drain(0.3)
+        probe = kernel.run("pass")
+        if probe.reply["content"]["status"] == "ok":
+            return
+    raise AssertionError("the kernel kept aborting requests after the interrupt")
+
+
 def _progress(kernel: Kernel, ex: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     msgs = kernel.of(ex)
     shown = [m for m in msgs if m["msg_type"] == "display_data"
@@ -70,9 +82,7 @@ def test_interrupt_stops_the_batch_and_keeps_finished_items(kernel: Kernel) -> N
     assert latency < 3.0, f"interrupt took {latency:.2f} s"
     errors = [m["content"] for m in kernel.of(ex) if m["msg_type"] == "error"]
     assert errors and errors[0]["ename"] == "BatchInterrupted"
-    kernel.drain(0.5)  # ipykernel aborts requests that arrive right after an error
-    probe = kernel.run("print('probe')")
-    assert probe.ok, (probe.reply["content"], kernel.of(probe))
+    _settle(kernel)
     out = kernel.ok("import sys\npartial = sys.last_value.result\n"
                     "print(partial.statuses.count('completed'), len(partial.statuses),"
                     " set(partial.statuses))")

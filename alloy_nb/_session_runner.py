@@ -129,7 +129,10 @@ class SessionRunner:
         if external:
             raise asyncio.CancelledError
         if not result.ok:
-            raise AgentError(result) from exc
+            from alloy_nb.output import agent_error
+
+            error: AgentError = agent_error(result)  # typed: OutputValidationError
+            raise error from exc
         return result
 
     def _register(self, job: Job) -> None:
@@ -177,6 +180,8 @@ class SessionRunner:
         loop = asyncio.get_running_loop()
         with self._lock:
             config, before = self._config, self._usage
+            if job.output_type is not None:
+                config = config.replace(output_type=job.output_type)
             context = {**self._context, "session_id": self.id, "request_id": job.request_id}
             state = AgentState(messages=list(self._messages), context=context, usage=before)
             job.state, job.loop = state, loop

@@ -13,6 +13,7 @@ from alloy_nb._sync import run_sync
 from alloy_nb.agent import AgentConfig, new_emitter, run_loop
 from alloy_nb.errors import AgentError, ConfigError
 from alloy_nb.messages import Message, repair_history, user
+from alloy_nb.output import agent_error
 from alloy_nb.result import Result
 from alloy_nb.state import AgentState
 
@@ -40,7 +41,7 @@ def _checked(result: Result) -> Result:
     """``completed``/``max_turns``/``budget_exceeded`` return; anything else raises."""
     if result.ok:
         return result
-    raise AgentError(result)
+    raise agent_error(result)
 
 
 class _Job:

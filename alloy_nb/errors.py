@@ -28,6 +28,9 @@ class, never of its message text.
     ├── ToolError                       raised by tools; becomes an error tool_result
     ├── CompactionError                 summarising failed and the fallback is "error"
     ├── AgentError                      .result (status halted / error / cancelled)
+    │   └── OutputValidationError       output_type: no valid final_result within the retries
+    ├── ItemNotRun                      alloy.map: an item never ran (budget reached, interrupted)
+    ├── BatchInterrupted                alloy.map interrupted; .result is the partial BatchResult
     ├── Busy                            send_message while running and max_pending == 0
     └── QueueFull                       send_message with the queue full
 """
@@ -46,11 +49,14 @@ __all__ = [
     "BadRequestError",
     "BatchError",
     "BatchFailed",
+    "BatchInterrupted",
     "BatchItemCanceled",
     "BatchItemError",
     "BatchItemExpired",
     "Busy",
     "ConfigError",
+    "ItemNotRun",
+    "OutputValidationError",
     "OverloadedError",
     "PromptTooLongError",
     "ProviderConnectionError",
@@ -230,6 +236,29 @@ class AgentError(AlloyError):
         self.result = result
         detail = result.error or result.status
         super().__init__(f"run ended with status {result.status!r}: {detail}")
+
+
+class OutputValidationError(AgentError):
+    """``output_type`` was set and the model gave no valid ``final_result`` within the
+    retries; ``.result.error`` carries the last validation message."""
+
+
+class ItemNotRun(AlloyError):
+    """``alloy.map``: this item never ran (or was cancelled mid-run): the batch budget was
+    reached or the batch was interrupted. Re-running with ``cache_dir`` runs only these."""
+
+
+class BatchInterrupted(AlloyError):
+    """``alloy.map`` was interrupted; ``.result`` is the partial ``BatchResult`` (finished
+    items kept, the others ``cancelled`` or ``skipped``)."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        done = sum(1 for s in result.statuses if s not in ("cancelled", "skipped"))
+        super().__init__(
+            f"alloy.map interrupted: {done} of {len(result.statuses)} items finished; the "
+            "partial BatchResult is on .result (with cache_dir, a re-run resumes)"
+        )
 
 
 class Busy(AlloyError):

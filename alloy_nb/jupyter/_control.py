@@ -178,7 +178,7 @@ class Controller:
     def ask(self, prompt: str, *, name: str | None = None, background: bool = False,
             stream: bool = True, model: str | None = None, tools: str | None = None,
             max_turns: int | None = None, system: str | None = None,
-            output: str | None = None,
+            output: str | None = None, output_type: Any = None,
             view_factory: Callable[..., Any] | None = None) -> Result | runner.BackgroundRun:
         """Run ``prompt`` in a session and show it in this cell; see ``%%alloy?``."""
         name = name or DEFAULT
@@ -196,6 +196,8 @@ class Controller:
             overrides["max_turns"] = max_turns
         if system is not None:
             overrides["system_prompt"] = system
+        if output_type is not None:
+            overrides["output_type"] = output_type
         spec = self._model_spec(model) if model else None
         if spec is not None:
             _resolve(spec)  # fail now, in the cell, not inside the run

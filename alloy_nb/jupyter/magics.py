@@ -87,6 +87,9 @@ class AlloyMagics(Magics):
     @argument("--background", "--bg", action="store_true",
               help="return at once; the answer streams here with a Stop button")
     @argument("--no-interp", action="store_true", help="send the body as written")
+    @argument("--output-type", default=None, metavar="NAME",
+              help="a notebook variable holding a type (pydantic model, TypedDict, "
+                   "dataclass, list[...]); the Result's .output is a validated value of it")
     @no_var_expand
     @line_cell_magic
     def alloy(self, line: str, cell: str | None = None) -> Any:
@@ -133,11 +136,14 @@ class AlloyMagics(Magics):
         if args.max_turns is not None and args.max_turns < 1:
             raise UsageError("--max-turns must be at least 1")
         prompt = cell if args.no_interp else interpolate(cell, self.user_ns)
+        extra: dict[str, Any] = {}
+        if args.output_type is not None:
+            extra["output_type"] = self._output_type(_unquote(args.output_type) or "")
         out = self.controller.ask(
             prompt.strip(), name=_unquote(args.session), background=args.background,
             stream=not args.no_stream, model=_unquote(args.model), tools=_unquote(args.tools),
             max_turns=args.max_turns, system=_unquote(args.system),
-            output=None if args.background else args.output,
+            output=None if args.background else args.output, **extra,
         )
         if args.background:
             if args.output:
@@ -145,6 +151,21 @@ class AlloyMagics(Magics):
                 return None
             return out
         return None
+
+    def _output_type(self, name: str) -> Any:
+        """``--output-type NAME``: the type held by notebook variable NAME."""
+        if name not in self.user_ns:
+            raise UsageError(f"--output-type {name}: no notebook variable named {name!r}; "
+                             "define the type (e.g. a pydantic model) in a cell first")
+        from alloy_nb.errors import ConfigError
+        from alloy_nb.output import output_spec
+
+        value = self.user_ns[name]
+        try:
+            output_spec(value)
+        except ConfigError as exc:
+            raise UsageError(f"--output-type {name}: {exc}") from None
+        return value
 
     # ---- %alloy -----------------------------------------------------------------------
 

@@ -436,6 +436,7 @@ def test_expected_notebooks_exist() -> None:
         "03_tools_and_middleware.ipynb",
         "04_sessions_and_background.ipynb",
         "05_teaching_the_loop.ipynb",
+        "06_batch_over_data.ipynb",
     ]
 
 

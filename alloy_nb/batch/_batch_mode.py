@@ -43,10 +43,9 @@ def _check(plan: Any) -> None:
     if plan.budget_cents is not None:
         raise ConfigError("max_budget_cents is not supported with mode='batch': the vendor "
                           "runs every item at once; the cost estimate is in the result")
-    name = getattr(plan.config.provider, "name", "")
-    if name not in ("anthropic", "openai"):
-        raise ConfigError(f"mode='batch' needs the Anthropic or OpenAI provider (the vendor "
-                          f"batch APIs), got {name or plan.config.provider!r}")
+    from alloy_nb.batch._vendor_api import api_for
+
+    api_for(plan.config.provider)  # a ConfigError naming the providers batch mode supports
 
 
 def to_result(plan: Any, request: ProviderRequest, completion: Completion

@@ -1,5 +1,5 @@
 """The notebook's agent state: named sessions, the default provider/tools/system prompt,
-background runs and per-cell usage. ``magics.py`` parses and calls this; so can code.
+background runs and the usage report. ``magics.py`` parses and calls this; so can code.
 
 One ``Controller`` per shell (``alloy_nb.jupyter.controller()``). It builds sessions from
 the public API only and hands runs to ``runner.py`` with a view from ``display.py``.
@@ -11,7 +11,6 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -23,7 +22,6 @@ from alloy_nb.jupyter.approval import POLICIES, Approver
 from alloy_nb.jupyter.display import make_view
 from alloy_nb.jupyter.render import Transcript
 from alloy_nb.result import Result
-from alloy_nb.usage import Usage
 
 __all__ = ["DEFAULT", "TOOL_NAMES", "ControlError", "Controller"]
 
@@ -41,17 +39,6 @@ class CellError(AgentError):
                 f"({hint}; `-o VAR` keeps the Result)"]
 
 
-@dataclass(frozen=True)
-class CellUsage:
-    """What one cell's run used."""
-
-    cell: int | None
-    session: str
-    model: str
-    status: str
-    usage: Usage
-
-
 class Controller:
     """Sessions by name plus the defaults new sessions get; see ``%alloy help``."""
 
@@ -61,12 +48,12 @@ class Controller:
         self.managed: set[str] = set()  # sessions this controller built (and may rebuild)
         self.approvers: dict[str, Approver] = {}
         self.runs: dict[str, tuple[runner.BackgroundRun, str | None]] = {}
-        self.cells: list[CellUsage] = []
         self.views: dict[str, Any] = {}  # the latest view per session (``.text`` for CI)
         self.provider_spec: Any = None
         self.tool_names: list[str] = []
         self.system: str | None = None
         self.policy = "ask"
+        self.banner_shown = False  # the demo banner is shown once per kernel
 
     # ---- defaults ---------------------------------------------------------------------
 
@@ -90,6 +77,9 @@ class Controller:
         self.provider_spec = spec
         for name in self.managed:
             self.sessions[name].set_model(provider if not isinstance(spec, str) else spec)
+        if getattr(provider, "name", "") == "demo":  # said here, so not again in a cell
+            self.banner_shown = True
+            return f"{_describe(provider)} (offline demo: scripted replies, not a model)"
         return _describe(provider)
 
     def set_model(self, model: str) -> str:
@@ -167,10 +157,13 @@ class Controller:
             _require_idle(self.sessions[name], name, what)
 
     def banner(self, session: Any) -> str | None:
-        if getattr(session.config.provider, "name", "") != "demo":
+        """The demo banner for the first run (or chat box) on the offline demo provider in
+        this kernel; later runs say it only in their reply's closing note."""
+        if self.banner_shown or getattr(session.config.provider, "name", "") != "demo":
             return None
         from alloy_nb.providers.demo import DEMO_BANNER
 
+        self.banner_shown = True
         return DEMO_BANNER
 
     # ---- running ----------------------------------------------------------------------
@@ -265,9 +258,8 @@ class Controller:
 
     def _record(self, cell: int | None, name: str, session: Any, result: Result,
                 output: str | None) -> None:
-        usage = getattr(result, "run_usage", None) or result.usage
-        self.cells.append(CellUsage(cell, name, result.model or session.model, result.status,
-                                    usage))
+        """Keep a finished run's Result in ``-o VAR`` (usage is counted by the core's
+        ledger for every request, so nothing is tallied here)."""
         if output:
             self.shell.user_ns[output] = result
 
@@ -276,9 +268,16 @@ class Controller:
         names = [n for n in self.runs if name in (None, "all", n)]
         return [n for n in names if self.runs[n][0].cancel()]
 
-    def usage_report(self, name: str | None = None) -> str:
-        """Tokens and cost per cell, then the total (``%alloy usage``)."""
-        return _display.usage_report(self.cells, name)
+    def usage_report(self, name: str | None = None) -> Any:
+        """Every request of every session in this kernel, per session/provider/model, and
+        the total (``%alloy usage``); a ``_usage.UsageTable`` (text and Markdown)."""
+        from alloy_nb.jupyter._usage import usage_table
+        from alloy_nb.session import Session
+
+        names = {v.id: k for k, v in self.shell.user_ns.items()
+                 if isinstance(v, Session) and not k.startswith("_")}
+        names.update({s.id: n for n, s in self.sessions.items()})
+        return usage_table(names, name)
 
     def history_text(self, name: str | None = None) -> str:
         """The conversation, one line per block (``%alloy history``)."""

@@ -32,9 +32,14 @@ _ENV_PROVIDERS = (("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-6"),
 class CellError(AgentError):
     """A ``%%alloy`` run failed: shown as one short line instead of a long traceback."""
 
+    shown = True  # the view above already shows the error; the traceback only points there
+
     def _render_traceback_(self) -> list[str]:
         r = self.result
         hint = "the history is valid: fix the cause and run the cell again"
+        if self.shown:  # each error is shown once: in the run's output, not again here
+            return [f"AgentError: the run ended with status {r.status!r} (the reason is "
+                    f"shown above; {hint}; `-o VAR` keeps the Result)"]
         return [f"AgentError: the run ended with status {r.status!r}: {r.error or r.status}",
                 f"({hint}; `-o VAR` keeps the Result)"]
 
@@ -73,6 +78,7 @@ class Controller:
                 "that looks like an API key: never put keys in a notebook (they are saved "
                 "with it). Set ANTHROPIC_API_KEY / OPENAI_API_KEY in the environment instead.")
         provider = _resolve(spec)
+        _require_key(provider, f"%alloy provider {_spec_text(spec, provider)}")
         self._all_idle("switch the provider")
         self.provider_spec = spec
         for name in self.managed:
@@ -181,7 +187,7 @@ class Controller:
         if not background and session.current_request_id is not None:
             # waiting here would block the very loop the other request may run on
             raise ControlError(f"session {name!r} is busy with another request; wait for it, "
-                               "or stop it with session.cancel()")
+                               f"or stop it with `%alloy cancel {name}`")
         overrides: dict[str, Any] = {}
         if tools is not None:
             overrides["tools"] = build_tools(parse_tools(tools))
@@ -190,8 +196,10 @@ class Controller:
         if system is not None:
             overrides["system_prompt"] = system
         spec = self._model_spec(model) if model else None
-        if spec is not None:
-            _resolve(spec)  # fail now, in the cell, not inside the run
+        if spec is not None:  # fail now, in the cell, not inside the run
+            _require_key(_resolve(spec), f"%%alloy --model {model}")
+        else:
+            _require_key(session.config.provider, "%%alloy")
         rid = new_id(16)
         holder: list[runner.BackgroundRun] = []
         view = (view_factory or partial(make_view, shell=self.shell))(
@@ -386,7 +394,34 @@ def _resolve(spec: Any) -> Any:
     try:
         return resolve(spec)
     except ValueError as exc:  # ConfigError is a ValueError
+        if str(exc).startswith(("unknown provider spec", "not a provider spec")):
+            from alloy_nb.providers import PREFIXES
+
+            raise ControlError(  # in magic terms, not the constructor's
+                f"unknown provider {spec!r}: use `%alloy provider demo`, "
+                f"`%alloy provider PREFIX:MODEL` (PREFIX one of {', '.join(PREFIXES)}), "
+                "or `%alloy provider VAR` with a variable holding a provider") from None
         raise ControlError(str(exc)) from None
+
+
+def _require_key(provider: Any, where: str) -> None:
+    """Fail at once, in magic terms, when ``provider`` has no API key to send with."""
+    missing = getattr(provider, "missing_key", None)
+    names = missing() if callable(missing) else ()
+    if not names:
+        return
+    var = names[0]
+    other = f" (or {' / '.join(names[1:])})" if len(names) > 1 else ""
+    raise ControlError(
+        f"{where}: no API key. Set {var}{other} where the kernel runs, or in the notebook "
+        f"without saving the key in it:\n"
+        f"    import os, getpass; os.environ[{var!r}] = getpass.getpass({var + ': '!r})\n"
+        f"then run this cell again (not `%env {var}=...`: it prints the key into the "
+        f"notebook). The provider is unchanged.")
+
+
+def _spec_text(spec: Any, provider: Any) -> str:
+    return spec if isinstance(spec, str) else _describe(provider)
 
 
 def _describe(provider: Any) -> str:

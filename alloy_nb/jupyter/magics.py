@@ -134,7 +134,9 @@ class AlloyMagics(Magics):
             if args.output:
                 self.user_ns[args.output] = out
                 return None
-            return out
+            # A live view already shows the run and its final state; as the cell's Out the
+            # handle's repr would stay "running" for good. Only a terminal gets it back.
+            return out if _display.frontend(self.shell) == "plain" else None
         return None
 
     # ---- %alloy -----------------------------------------------------------------------

@@ -136,13 +136,14 @@ def test_provider_from_environment(shell, monkeypatch) -> None:
     assert J.controller(shell).session().model == "claude-sonnet-4-6"
 
 
-def test_provider_and_model_commands(shell) -> None:
+def test_provider_and_model_commands(shell, monkeypatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-not-a-real-key")
     with capture_output() as cap:
         run(shell, "%alloy provider anthropic:claude-sonnet-4-6")
         run(shell, "%alloy model claude-haiku-4-5")
     assert "anthropic:claude-haiku-4-5" in cap.stdout
     assert J.controller(shell).session().model == "claude-haiku-4-5"
-    with pytest.raises(UsageError, match="unknown provider spec"):
+    with pytest.raises(UsageError, match="unknown provider 'nonsense:thing'"):
         run(shell, "%alloy provider nonsense:thing")
     with pytest.raises(UsageError, match="API key"):
         run(shell, "%alloy provider sk-ant-abcdefabcdefabcdef")

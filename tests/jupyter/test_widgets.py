@@ -277,7 +277,8 @@ def test_tool_exception_is_a_red_card_not_a_traceback(shell, published) -> None:
 
 def test_footer_after_stop_counts_the_turn_that_ran(shell, published) -> None:
     _use(shell, Scripted.reply("slow " * 2000), chunk_size=2, chunk_delay=0.005)
-    handle = run(shell, "%%alloy --background\nq\n")
+    run(shell, "%%alloy --background -o handle\nq\n")  # a live view returns no Out
+    handle = shell.user_ns["handle"]
     time.sleep(0.3)
     assert "turns 1" in handle.view.footer.value
     handle.view.stop_button.click()

@@ -1,4 +1,5 @@
-"""``%alloy usage`` counts every request of every session, and the demo banner shows once.
+"""Issue 10 (second half) in a shell: usage of every request, the demo banner once,
+errors in magic terms.
 
 Through a real InteractiveShell (terminal semantics) with ``Scripted`` providers; the
 kernel path (a Session driven from a Python cell, a stopped background run) is in
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import re
 import time
+
+import pytest
+from IPython.core.error import UsageError
 
 from IPython.utils.capture import capture_output
 
@@ -122,3 +126,27 @@ def test_choosing_the_demo_explicitly_is_the_banner(shell) -> None:
         run(shell, "%%alloy\nWhat is 2+2?\n")
     assert "offline demo: scripted replies, not a model" in cap.stdout
     assert "Offline demo provider" not in cap.stdout
+
+
+def test_a_missing_key_is_caught_before_any_run_in_magic_terms(shell, monkeypatch) -> None:
+    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(UsageError, match=r"^%%alloy --model openai:gpt-5.4: no API key\. "
+                                         r"Set OPENAI_API_KEY") as exc:
+        run(shell, "%%alloy --model openai:gpt-5.4\nhi\n")
+    assert "getpass.getpass('OPENAI_API_KEY: ')" in str(exc.value)
+    shell.user_ns["s"] = Session(provider="anthropic:claude-sonnet-4-6")  # made in Python
+    with pytest.raises(UsageError, match=r"^%%alloy: no API key\. Set ANTHROPIC_API_KEY"):
+        run(shell, "%%alloy -s s\nhi\n")
+    assert shell.user_ns["s"].messages == []  # nothing was sent or recorded
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0000000000000000000000")
+    with capture_output() as cap:
+        run(shell, "%alloy provider anthropic:claude-sonnet-4-6")
+    assert cap.stdout == "provider: anthropic:claude-sonnet-4-6\n"  # and never the key
+
+
+def test_errors_speak_in_magics(shell) -> None:
+    with pytest.raises(UsageError) as exc:
+        run(shell, "%alloy provider nonsense:thing")
+    message = str(exc.value)
+    assert "%alloy provider PREFIX:MODEL" in message and "(class, {config})" not in message

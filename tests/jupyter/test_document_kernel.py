@@ -1,0 +1,113 @@
+"""Issue 10 (second half) in a real kernel via nbclient: what a saved notebook holds.
+
+One notebook is executed once (kernel python3 of this venv, no API keys): usage from
+Python and from cells, a provider without a key, a failing run, a background run. Each
+test reads the outputs nbclient saved, i.e. what the .ipynb would hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import nbformat
+import pytest
+
+from alloy_nb.testing.env import without_api_keys
+
+pytestmark = pytest.mark.kernel
+
+CELLS = {
+    "load": "%load_ext alloy_nb\nimport asyncio, os, time\nimport alloy_nb as alloy\n"
+            "from alloy_nb.providers.scripted import Scripted",
+    "python_chat": "tutor = alloy.Session(provider=Scripted(['a', 'b'], usage=(120, 30)))\n"
+                   "tutor.chat('one'); tutor.chat('two');",
+    "cell_run": "%%alloy\nWhat is 2+2?",
+    "second_cell": "%%alloy -s other\nWhat is 3+3?",
+    "nokey": "t0 = time.monotonic()\n%alloy provider anthropic:claude-sonnet-4-6",
+    "nokey_time": "print(f'{time.monotonic() - t0:.2f}')",
+    "still_demo": "%%alloy\nWhat is 5+5?",
+    "fails": "broken = Scripted([])\n%alloy provider broken",
+    "fail_run": "%%alloy -s failing\nanything",
+    "back_to_demo": "%alloy provider demo",
+    "background": "%%alloy --background -s bg\nWhat is 6*7?",
+    "background_o": "%%alloy --background -s bg2 -o job\nWhat is 7*8?",
+    "wait": "await asyncio.sleep(1.5)\nr = await job\nprint(r.status)\njob",
+    "usage": "%alloy usage",
+}
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS.values()])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    workdir = tmp_path_factory.mktemp("doc")
+    client = NotebookClient(nb, kernel_name="python3", timeout=60, allow_errors=True,
+                            resources={"metadata": {"path": str(workdir)}})
+    client.execute(env=without_api_keys(os.environ))
+    return dict(zip(CELLS, nb.cells, strict=True))
+
+
+def _texts(cell: Any) -> list[str]:
+    out = []
+    for o in cell.outputs:
+        if o.output_type == "stream":
+            out.append(o.text)
+        elif o.output_type == "error":
+            out.append(f"{o.ename}: {o.evalue}\n" + "\n".join(o.traceback))
+        else:
+            data = o.get("data", {})
+            out += [str(data[m]) for m in ("text/plain", "text/markdown", "text/html") if m in data]
+    return out
+
+
+def test_usage_counts_session_chat_from_python_and_every_cell(executed) -> None:
+    cell = executed["usage"]
+    [out] = [o for o in cell.outputs if o.output_type == "display_data"]
+    plain, md = out.data["text/plain"], out.data["text/markdown"]
+    rows = {r[0]: r for r in (re.split(r"\s{2,}", line.strip())
+                              for line in plain.splitlines()[1:]) if len(r) >= 8}
+    assert rows["tutor"][1:7] == ["scripted", "scripted", "2", "0", "240", "60"]  # Python
+    assert rows["default"][3] == "2" and rows["other"][3] == "1"  # %%alloy cells
+    assert rows["failing"][3:5] == ["1", "1"]  # the failed run counts, as failed
+    assert {"bg", "bg2"} <= set(rows)  # background runs too
+    assert "| tutor | scripted | scripted | 2 | 0 | 240 | 60 |" in md
+    assert "unpriced: no known price for scripted:scripted" in plain
+
+
+def test_provider_without_key_fails_at_once_in_magic_terms(executed) -> None:
+    [err] = [o.text for o in executed["nokey"].outputs if o.output_type == "stream"]
+    assert err.startswith("UsageError: %alloy provider anthropic:claude-sonnet-4-6: no API key")
+    message = err
+    assert "ANTHROPIC_API_KEY" in message and "getpass.getpass(" in message
+    assert "os.environ['ANTHROPIC_API_KEY']" in message
+    assert "api_key=" not in message  # speaks in magics, not constructor arguments
+    assert float("".join(_texts(executed["nokey_time"]))) < 1.0  # no request was tried
+    # nothing changed: the next cell still answers on the demo
+    assert any("**10**" in t for t in _texts(executed["still_demo"]))
+
+
+def test_a_failed_run_shows_its_error_once(executed) -> None:
+    reason = "Scripted provider has no more replies"
+    outs = executed["fail_run"].outputs
+    finals = [o.data["text/markdown"] for o in outs if o.output_type == "display_data"]
+    assert sum(md.count(reason) for md in finals) == 1  # once, in the run's own output
+    errors = [o for o in outs if o.output_type == "error"]
+    assert len(errors) == 1 and reason not in "\n".join(errors[0].traceback)
+    assert "shown above" in "\n".join(errors[0].traceback)  # the traceback points there
+    assert not [o for o in outs if o.output_type == "stream" and reason in o.text]
+
+
+def test_background_cell_leaves_no_stale_running_out(executed) -> None:
+    for name in ("background", "background_o"):
+        outs = executed[name].outputs
+        assert not [o for o in outs if o.output_type == "execute_result"], name
+    everything = json.dumps([c.outputs for c in executed.values()])
+    assert ": running" not in everything
+    wait = "".join(_texts(executed["wait"]))
+    assert "completed" in wait
+    assert "<alloy background run 'bg2': completed>" in wait  # the handle's repr is final

@@ -13,7 +13,6 @@ import time
 
 import pytest
 from IPython.core.error import UsageError
-
 from IPython.utils.capture import capture_output
 
 import alloy_nb.jupyter as J

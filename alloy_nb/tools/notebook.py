@@ -26,6 +26,7 @@ from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from alloy_nb.errors import ToolError
+from alloy_nb.tools._wait import waiting_for_person
 from alloy_nb.tools.base import Tool, ToolResult
 
 __all__ = [
@@ -155,9 +156,10 @@ class RunPython(Tool):
                 )
             return
         try:
-            verdict = approve(self.name, code)
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
+            with waiting_for_person():  # not the tool's time: duration_ms leaves it out
+                verdict = approve(self.name, code)
+                if inspect.isawaitable(verdict):
+                    verdict = await verdict
         except Exception as exc:
             raise ToolError(f"Approval failed ({exc!r}); the code was not run") from exc
         if not verdict:

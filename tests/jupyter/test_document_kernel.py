@@ -111,3 +111,99 @@ def test_background_cell_leaves_no_stale_running_out(executed) -> None:
     wait = "".join(_texts(executed["wait"]))
     assert "completed" in wait
     assert "<alloy background run 'bg2': completed>" in wait  # the handle's repr is final
+
+
+# ---- blocking approval, driven over ZMQ like JupyterLab (which has stdin) -------------
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from .test_kernel import Kernel
+
+    k = Kernel(tmp_path_factory.mktemp("kernelspec"))
+    try:
+        k.ok("%load_ext alloy_nb\nfrom alloy_nb.providers.scripted import Scripted")
+        yield k
+    finally:
+        k.close()
+
+
+def _front_end_outputs(msgs: list[dict[str, Any]], echo_at: int, echo: str) -> list[dict]:
+    """Apply IOPub messages the way JupyterLab's output area does, including the stdin
+    echo it adds itself (``{"name": "stdin"}`` stream) when the person answers."""
+    outputs: list[dict[str, Any]] = []
+    pending_clear = False
+    for i, m in enumerate(msgs):
+        if i == echo_at:
+            outputs.append({"type": "stream", "text": echo})
+        kind, c = m["msg_type"], m["content"]
+        if kind == "clear_output":
+            if c["wait"]:
+                pending_clear = True
+            else:
+                outputs = []
+            continue
+        if kind in ("stream", "display_data", "execute_result", "error") and pending_clear:
+            outputs, pending_clear = [], False
+        if kind == "stream":
+            outputs.append({"type": "stream", "text": c["text"]})
+        elif kind == "display_data":
+            outputs.append({"type": "display", "id": c.get("transient", {}).get("display_id"),
+                            "data": c["data"]})
+        elif kind == "update_display_data":
+            for o in outputs:
+                if o["type"] == "display" and o["id"] == c["transient"]["display_id"]:
+                    o["data"] = c["data"]
+    return outputs
+
+
+def test_blocking_approval_card_first_then_verdict_in_the_transcript(kernel) -> None:
+    import queue
+    import time as _time
+
+    kernel.ok(
+        "pa = Scripted([Scripted.tool_calls(('run_python', {'code': 'approved_value = 41 + 1'})),"
+        " 'All done: the value is 42.'])\n%alloy provider pa\n%alloy tools run_python\n"
+        "%alloy approve ask")
+    content = {"code": "%%alloy -s asking -o ra\nplease set the value", "silent": False,
+               "store_history": True, "user_expressions": {}, "allow_stdin": True,
+               "stop_on_error": True}
+    request = kernel.kc.session.msg("execute_request", content)
+    kernel.kc.shell_channel.send(request)
+    msg_id = request["header"]["msg_id"]
+    mine: list[dict[str, Any]] = []
+    echo_at, prompt, card_first = -1, "", False
+    end = _time.monotonic() + 30
+    while _time.monotonic() < end:
+        if echo_at < 0:
+            try:
+                ask = kernel.kc.get_stdin_msg(timeout=0)
+            except queue.Empty:
+                ask = None
+            if ask is not None:
+                prompt = ask["content"]["prompt"]
+                shown = [m for m in mine if m["msg_type"] == "comm_open"
+                         and "alloy-tool" in m["content"]["data"]["state"].get("_dom_classes", [])]
+                card_first = bool(shown)
+                _time.sleep(1.2)  # the person reads the code
+                kernel.kc.input("y")
+                echo_at = len(mine)
+        msg = kernel._read(0.01)
+        if msg is None or msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+        mine.append(msg)
+    assert prompt == "Run it? [y/N] " and card_first, "the tool card must precede the y/N prompt"
+    outputs = _front_end_outputs(mine, echo_at, prompt + "y\n")
+    assert [o["type"] for o in outputs] == ["display"], outputs  # no log below the answer
+    md = outputs[0]["data"]["text/markdown"]
+    card, verdict, answer = (md.index("🔧 run_python"), md.index("run_python approved by you"),
+                             md.index("All done: the value is 42."))
+    assert card < verdict < answer
+    took = float(re.search(r"you took (\d+\.\d) s", md).group(1))
+    assert took >= 1.1
+    timing = kernel.ok("c = ra.tool_calls[0]\nprint(c.duration_ms, c.wait_ms, approved_value)")
+    duration_ms, wait_ms, value = map(int, timing.split())
+    assert value == 42 and wait_ms >= 1100 and duration_ms < 1000  # the wait is apart
+    kernel.ok("%alloy tools none\n%alloy provider demo")

@@ -71,14 +71,15 @@ class Controller:
                 return spec
         return "demo"
 
-    def set_provider(self, spec: Any) -> str:
-        """Use ``spec`` (``"anthropic:MODEL"``, ``"demo"``, a Provider) from now on."""
+    def set_provider(self, spec: Any, *, command: str | None = None) -> str:
+        """Use ``spec`` (``"anthropic:MODEL"``, ``"demo"``, a Provider) from now on;
+        ``command`` is how the person asked (for errors)."""
         if isinstance(spec, str) and _looks_like_key(spec):
             raise ControlError(
                 "that looks like an API key: never put keys in a notebook (they are saved "
                 "with it). Set ANTHROPIC_API_KEY / OPENAI_API_KEY in the environment instead.")
         provider = _resolve(spec)
-        _require_key(provider, f"%alloy provider {_spec_text(spec, provider)}")
+        _require_key(provider, command or f"%alloy provider {_spec_text(spec, provider)}")
         self._all_idle("switch the provider")
         self.provider_spec = spec
         for name in self.managed:
@@ -90,7 +91,7 @@ class Controller:
 
     def set_model(self, model: str) -> str:
         """Switch model within the current provider (``PREFIX:MODEL`` switches both)."""
-        return self.set_provider(self._model_spec(model))
+        return self.set_provider(self._model_spec(model), command=f"%alloy model {model}")
 
     def _model_spec(self, model: str) -> str:
         if ":" in model or model == "demo":

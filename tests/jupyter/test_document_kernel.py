@@ -157,6 +157,18 @@ def _front_end_outputs(msgs: list[dict[str, Any]], echo_at: int, echo: str) -> l
     return outputs
 
 
+def _card_drawn_before(msgs: list[dict[str, Any]], asked: Any) -> bool:
+    """The tool card's widget was opened and put into the view before the y/N request was
+    sent (kernel timestamps: IOPub and stdin are separate sockets, so arrival order is not
+    send order)."""
+    cards = {m["content"]["comm_id"] for m in msgs if m["msg_type"] == "comm_open"
+             and "alloy-tool" in m["content"]["data"]["state"].get("_dom_classes", [])
+             and m["header"]["date"] < asked}
+    placed = [m for m in msgs if m["msg_type"] == "comm_msg" and m["header"]["date"] < asked
+              and any(f"IPY_MODEL_{c}" in json.dumps(m["content"]["data"]) for c in cards)]
+    return bool(cards) and bool(placed)
+
+
 def test_blocking_approval_card_first_then_verdict_in_the_transcript(kernel) -> None:
     import queue
     import time as _time
@@ -182,10 +194,12 @@ def test_blocking_approval_card_first_then_verdict_in_the_transcript(kernel) -> 
                 ask = None
             if ask is not None:
                 prompt = ask["content"]["prompt"]
-                shown = [m for m in mine if m["msg_type"] == "comm_open"
-                         and "alloy-tool" in m["content"]["data"]["state"].get("_dom_classes", [])]
-                card_first = bool(shown)
-                _time.sleep(1.2)  # the person reads the code
+                t_end = _time.monotonic() + 1.2  # the person reads the code; IOPub catches up
+                while _time.monotonic() < t_end:
+                    msg = kernel._read(0.01)
+                    if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
+                        mine.append(msg)
+                card_first = _card_drawn_before(mine, ask["header"]["date"])
                 kernel.kc.input("y")
                 echo_at = len(mine)
         msg = kernel._read(0.01)

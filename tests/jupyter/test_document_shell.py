@@ -142,6 +142,9 @@ def test_a_missing_key_is_caught_before_any_run_in_magic_terms(shell, monkeypatc
     with capture_output() as cap:
         run(shell, "%alloy provider anthropic:claude-sonnet-4-6")
     assert cap.stdout == "provider: anthropic:claude-sonnet-4-6\n"  # and never the key
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(UsageError, match=r"^%alloy model claude-haiku-4-5: no API key\."):
+        run(shell, "%alloy model claude-haiku-4-5")
 
 
 def test_errors_speak_in_magics(shell) -> None:

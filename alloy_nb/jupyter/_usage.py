@@ -74,7 +74,7 @@ class UsageTable:
             lines.append("| " + " | ".join(_md(c) for c in r.cells()) + " |")
         total = ["**" + _md(c) + "**" if c else "" for c in self.total.cells()]
         lines.append("| " + " | ".join(total) + " |")
-        notes = self._notes()
+        notes = [_md(n) for n in self._notes()]
         return "\n".join(lines + (["", *notes] if notes else []))
 
     def _notes(self) -> list[str]:
@@ -91,7 +91,9 @@ class UsageTable:
 
 
 def _md(cell: str) -> str:
-    return cell.replace("|", "\\|")
+    """A table cell: ``|`` escaped, and ``$`` too (two on a line render as LaTeX math in
+    JupyterLab and nbconvert)."""
+    return cell.replace("|", "\\|").replace("$", "\\$")
 
 
 def usage_table(names: Mapping[str, str], only: str | None = None) -> UsageTable:

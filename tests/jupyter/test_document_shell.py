@@ -52,6 +52,8 @@ def test_usage_counts_python_chat_and_magic_cells_per_session_provider_model(she
     assert rows["default"][-1] == "unpriced" and rows["tutor"][-1].startswith("$")
     assert rows["total"][-1].startswith("≥ $") and "partly unpriced" in rows["total"][-1]
     assert "unpriced: no known price for scripted:scripted" in table.text()
+    md = table.markdown()
+    assert "\\$" in md and "$" not in md.replace("\\$", "")  # "$..$" would render as math
 
 
 def test_usage_table_is_aligned_and_has_a_markdown_twin(shell) -> None:

@@ -273,17 +273,23 @@ def quickstart() -> list[NotebookNode]:
         ),
         code(
             """
-            # Show the Markdown as it streams: one display, updated in place.
+            import time
+
+            # Show the Markdown as it streams: one display, updated in place at most ten
+            # times a second (an update per chunk would flood the browser on long answers).
             live = display(Markdown("…"), display_id=True)
-            so_far = []
+            so_far, last = [], [0.0]
 
 
             def show(chunk):
                 so_far.append(chunk)
-                live.update(Markdown("".join(so_far)))
+                if time.monotonic() - last[0] > 0.1:
+                    live.update(Markdown("".join(so_far)))
+                    last[0] = time.monotonic()
 
 
             streamed = alloy.stream("Use add on 20 and 22.", show, provider=provider, tools=[add])
+            live.update(Markdown("".join(so_far)))  # the complete answer
             print([call.name for call in streamed.tool_calls])
             """
         ),

@@ -262,7 +262,11 @@ def test_quickstart_python_api(quickstart: Executed) -> None:
     follow = quickstart.text("follow_up = alloy.run(")
     assert "40" in follow
     assert "4 messages in the history" in follow
-    assert "['add']" in quickstart.text("streamed = alloy.stream(")
+    streamed = quickstart.cell("streamed = alloy.stream(")
+    assert "['add']" in quickstart.output_text(streamed)
+    final = [o.data["text/markdown"] for o in streamed.outputs
+             if "text/markdown" in o.get("data", {})]
+    assert len(final) == 1 and "42" in final[0]  # one display, updated to the whole answer
 
 
 @pytest.mark.kernel

@@ -1,10 +1,10 @@
 """What every finished Session request used, process-wide, however it was sent.
 
 A notebook's ``%alloy usage`` must count requests made from any code path
-(``Session.chat`` in a Python cell, ``send_message``, a ``%%alloy`` cell, the chat box),
-not only the ones its magics started, so each Session reports here when a request ends
-(``SessionRunner._complete``). Entries are small and append-only; nothing here imports
-the notebook layer.
+(``Session.chat`` in a Python cell, ``send_message``, a ``%%alloy`` cell, the chat box,
+one-shot ``alloy.run``), not only the ones its magics started, so each Session reports
+here when a request ends (``SessionRunner._complete``) and so does ``api._Job``. Entries
+are small and append-only; nothing here imports the notebook layer.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from alloy_nb.usage import Usage
 
-__all__ = ["Entry", "clear", "entries", "record", "record_request"]
+__all__ = ["Entry", "clear", "entries", "record", "record_request", "record_run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,15 @@ def record_request(session: Any, result: Any) -> None:
         provider=str(getattr(config.provider, "name", "") or type(config.provider).__name__),
         model=result.model or config.model, status=result.status,
         usage=usage if isinstance(usage, Usage) else Usage(),
+    ))
+
+
+def record_run(config: Any, result: Any) -> None:
+    """Record a one-shot ``run``/``stream`` (no session: ``session_id`` is empty)."""
+    record(Entry(
+        session_id="", session_name=None,
+        provider=str(getattr(config.provider, "name", "") or type(config.provider).__name__),
+        model=result.model or config.model, status=result.status, usage=result.usage,
     ))
 
 

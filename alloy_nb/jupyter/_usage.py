@@ -2,7 +2,8 @@
 
 The numbers come from the core's ledger (``alloy_nb._ledger``), which each Session feeds
 when a request ends, so ``session.chat()`` from Python, the chat box, ``%%alloy`` cells
-and stopped runs all count, with the tokens the provider reported. Rows are per
+and stopped runs all count, with the tokens the provider reported; one-shot
+``alloy.run``/``stream`` calls are one row, "alloy.run". Rows are per
 session/provider/model; a model without a known price is said to be unpriced, and a
 total that includes one says it is a lower bound.
 """
@@ -101,7 +102,8 @@ def usage_table(names: Mapping[str, str], only: str | None = None) -> UsageTable
     the notebook knows them by (``%%alloy -s NAME``, a variable); ``only`` filters."""
     rows: dict[tuple[str, str, str], _Row] = {}
     for e in _ledger.entries():
-        name = names.get(e.session_id) or e.session_name or f"session {e.session_id[:8]}"
+        name = (names.get(e.session_id) or e.session_name
+                or (f"session {e.session_id[:8]}" if e.session_id else "alloy.run"))
         if only is not None and only not in (name, e.session_id, e.session_name):
             continue
         key = (name, e.provider, e.model)

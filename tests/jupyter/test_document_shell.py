@@ -154,3 +154,13 @@ def test_errors_speak_in_magics(shell) -> None:
         run(shell, "%alloy provider nonsense:thing")
     message = str(exc.value)
     assert "%alloy provider PREFIX:MODEL" in message and "(class, {config})" not in message
+
+
+def test_one_shot_runs_count_too(shell) -> None:
+    with capture_output():
+        run(shell, "import alloy_nb as alloy\n"
+                   "from alloy_nb.providers.scripted import Scripted\n"
+                   "r = alloy.run('q', provider=Scripted(['a'], usage=(7, 3)))\n"
+                   "r = alloy.stream('q', None, provider=Scripted(['b'], usage=(5, 1)))")
+    rows = _rows(J.controller(shell).usage_report().text())
+    assert rows["alloy.run"][1:7] == ["scripted", "scripted", "2", "0", "12", "4"]

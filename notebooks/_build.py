@@ -854,7 +854,9 @@ def sessions() -> list[NotebookNode]:
             total (a result from a session carries it too) and `result.run_usage` one
             request's share. The cost is estimated from known model prices (a model with no
             known price says "unpriced" rather than pretending); the offline demo runs
-            locally and costs $0. `%alloy usage` lists the runs of `%%alloy` cells.
+            locally and costs nothing. `%alloy usage` tabulates every request made in this
+            kernel, per session, provider and model: `%%alloy` cells, `session.chat()` and
+            `send_message` from Python, the chat box, and the stopped runs too.
             """
         ),
         code(

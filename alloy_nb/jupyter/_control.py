@@ -283,9 +283,9 @@ class Controller:
         from alloy_nb.jupyter._usage import usage_table
         from alloy_nb.session import Session
 
-        names = {v.id: k for k, v in self.shell.user_ns.items()
-                 if isinstance(v, Session) and not k.startswith("_")}
-        names.update({s.id: n for n, s in self.sessions.items()})
+        names = {s.id: n for n, s in self.sessions.items()}
+        names.update({v.id: k for k, v in self.shell.user_ns.items()  # the name you typed
+                      if isinstance(v, Session) and not k.startswith("_")})
         return usage_table(names, name)
 
     def history_text(self, name: str | None = None) -> str:

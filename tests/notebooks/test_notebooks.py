@@ -389,6 +389,11 @@ def test_sessions_usage_and_cost(sessions_nb: Executed) -> None:
     assert "tokens" in usage
     assert "$0.0000" in usage  # the offline demo is priced at zero, not left unpriced
     assert "$" in sessions_nb.text("priced = session.usage.with_cost(")
+    [table] = [o.data["text/plain"] for o in sessions_nb.cell("%alloy usage").outputs
+               if o.output_type == "display_data"]  # session.chat() from Python counts too
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:] if line.strip()}
+    assert rows["session"][3] == "2" and rows["slow"][3] == "2"  # chats; stopped requests
+    assert rows["slow"][4] == "2"  # both of slow's requests were stopped on purpose
 
 
 # ---------------------------------------------------------------------------------------

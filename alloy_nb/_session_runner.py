@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timezone
 from typing import Any
 
-from alloy_nb import _sync
+from alloy_nb import _ledger, _sync
 from alloy_nb._session_jobs import Job, await_future
 from alloy_nb.agent import AgentConfig, new_emitter, run_loop
 from alloy_nb.errors import AgentError, Busy, ConfigError
@@ -269,6 +269,7 @@ class SessionRunner:
                 if self._pending:
                     nxt = self._pending.popleft()
                     self._activate(nxt)
+        _ledger.record_request(self, result)  # %alloy usage counts every request
         self._broadcast(Event(
             seq=emitter.next_seq(), correlation_id=job.request_id, turn=result.turns,
             ts_ms=int(time.time() * 1000), event="result",

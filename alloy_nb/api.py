@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from alloy_nb import _ledger
 from alloy_nb._sync import run_sync
 from alloy_nb.agent import AgentConfig, new_emitter, run_loop
 from alloy_nb.errors import AgentError, ConfigError
@@ -60,8 +61,11 @@ class _Job:
 
     async def run(self) -> Result:
         """Run the loop; a cancelled caller gets ``CancelledError`` (asyncio semantics)."""
-        await run_loop(self.config, self.state, self.emitter,
-                       streaming=self.streaming, on_chunk=self.on_chunk)
+        try:
+            await run_loop(self.config, self.state, self.emitter,
+                           streaming=self.streaming, on_chunk=self.on_chunk)
+        finally:  # counted however it ended (%alloy usage)
+            _ledger.record_run(self.config, self.state.to_result())
         return _checked(self.state.to_result())
 
     def run_blocking(self) -> Result:

@@ -28,6 +28,7 @@ class ToolCall(BaseModel):
     start_event_seq: int | None = None
     end_event_seq: int | None = None
     structured_data: Any = None
+    wait_ms: int = 0  # time spent waiting for a person (approval), not in duration_ms
 
 
 class Result(BaseModel):

@@ -24,6 +24,7 @@ from alloy_nb.messages import ToolResultBlock, ToolUseBlock
 from alloy_nb.middleware import Block, EditCall, Halt, run_before_tool_call
 from alloy_nb.result import ToolCall
 from alloy_nb.state import AgentState
+from alloy_nb.tools import _wait
 from alloy_nb.tools.base import ToolResult
 
 __all__ = ["ToolExit", "execute_tools", "in_daemon_thread", "tool_context", "truncate_result"]
@@ -160,14 +161,18 @@ class _Batch:
         return self.emitter.emit("tool_start", payload, turn=self.turn).seq
 
     def _finish(self, call: ToolUseBlock, start_seq: int | None, started: float,
-                result: ToolResult) -> _Outcome:
-        duration_ms = max(0, int((time.monotonic() - started) * 1000)) if started else 0
+                result: ToolResult, clock: _wait.Clock | None = None) -> _Outcome:
+        waited = clock.waited() if clock is not None else 0.0  # a person's time, not the tool's
+        duration_ms = max(0, int((time.monotonic() - started - waited) * 1000)) if started else 0
         error = result.content if result.is_error else None
-        end = self.emitter.emit("tool_end", {
+        payload = {
             "id": call.id, "name": call.name, "input": call.input,
             "duration_ms": duration_ms, "error": error, "start_event_seq": start_seq,
             "result": result.content,
-        }, turn=self.turn)
+        }
+        if int(waited * 1000):
+            payload["wait_ms"] = int(waited * 1000)
+        end = self.emitter.emit("tool_end", payload, turn=self.turn)
         block = ToolResultBlock(
             tool_use_id=call.id, content=result.content, is_error=result.is_error
         )
@@ -175,16 +180,25 @@ class _Batch:
             id=call.id, name=call.name, input=dict(call.input), duration_ms=duration_ms,
             error=error, correlation_id=self.emitter.correlation_id,
             start_event_seq=start_seq, end_event_seq=end.seq, structured_data=result.data,
+            wait_ms=int(waited * 1000),
         )
         return block, meta
 
-    async def _bounded(self, coro: Any) -> Any:
-        """Await ``coro`` for at most ``tool_timeout_ms`` (a tool's own TimeoutError is
-        a crash, not our timeout). Cancelled work gets a short grace to clean up."""
+    async def _bounded(self, coro: Any, clock: _wait.Clock | None = None) -> Any:
+        """Await ``coro`` for at most ``tool_timeout_ms`` of its own time (a person's wait
+        on ``clock`` does not count; a tool's own TimeoutError is a crash, not our
+        timeout). Cancelled work gets a short grace to clean up."""
         task = asyncio.ensure_future(coro)
         task.add_done_callback(_retrieve)
+        started = time.monotonic()
+        left = self.timeout_s
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.timeout_s)
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=left)
+                waited = clock.waited() if clock is not None else 0.0
+                left = self.timeout_s - (time.monotonic() - started - waited)
+                if done or left <= 0:
+                    break
         except asyncio.CancelledError:
             task.cancel()  # the run was cancelled: stop the tool, do not wait for it
             raise
@@ -206,8 +220,11 @@ class _Batch:
         if tool is None:
             result = ToolResult(content=f"Unknown tool: {call.name}", is_error=True)
             return self._finish(call, start, started, result)
+        clock = None
         try:
-            out = await self._bounded(_invoke(tool, dict(call.input or {}), dict(self.context)))
+            with _wait.tracking() as clock:  # the tool's task inherits it
+                out = await self._bounded(
+                    _invoke(tool, dict(call.input or {}), dict(self.context)), clock)
             result = _as_result(tool, out)
         except _TimedOut:
             ms = self.config.tool_timeout_ms
@@ -226,7 +243,7 @@ class _Batch:
         limit = getattr(tool, "max_result_chars", None)
         if limit and len(result.content) > limit:
             result = result.model_copy(update={"content": truncate_result(result.content, limit)})
-        return self._finish(call, start, started, result)
+        return self._finish(call, start, started, result, clock)
 
 
 async def execute_tools(

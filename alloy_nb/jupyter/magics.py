@@ -29,7 +29,8 @@ _HELP = f"""\
 %alloy system [TEXT|none]     system prompt for the sessions
 %alloy approve [ask|always|never]   what run_python does before running code
 %alloy reset [SESSION]        forget the conversation (usage totals stay)
-%alloy usage [SESSION]        tokens and cost, per cell and in total
+%alloy usage [SESSION]        tokens and cost of every request in this kernel, per
+                              session/provider/model, and the total
 %alloy history [SESSION]      the conversation so far
 %alloy sessions               sessions, their model, size, status and cost
 %alloy cancel [SESSION|all]   stop background runs (also: %alloy stop)
@@ -149,7 +150,9 @@ class AlloyMagics(Magics):
             if args.output:
                 self.user_ns[args.output] = out
                 return None
-            return out
+            # A live view already shows the run and its final state; as the cell's Out the
+            # handle's repr would stay "running" for good. Only a terminal gets it back.
+            return out if _display.frontend(self.shell) == "plain" else None
         return None
 
     def _output_type(self, name: str) -> Any:
@@ -245,7 +248,13 @@ class AlloyMagics(Magics):
         self.controller.reset(self._one(rest, "reset"))
 
     def _cmd_usage(self, rest: list[str], text: str) -> None:
-        print(self.controller.usage_report(self._one(rest, "usage")))
+        table = self.controller.usage_report(self._one(rest, "usage"))
+        if _display.frontend(self.shell) == "plain":
+            print(table.text())
+            return
+        from IPython.display import display
+
+        display(table._repr_mimebundle_(), raw=True)
 
     def _cmd_history(self, rest: list[str], text: str) -> None:
         print(self.controller.history_text(self._one(rest, "history")))

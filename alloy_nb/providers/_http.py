@@ -465,6 +465,16 @@ class HTTPProvider(Provider):
         self._key = key
         self._headers = dict(headers)
 
+    def missing_key(self) -> tuple[str, ...]:
+        """The environment variables one of which must be set before a request can be
+        sent; empty when a key is at hand (given, or in the environment) or none is needed.
+        Lets a front end fail at configuration time instead of at the first request."""
+        try:
+            self._key.get(self.name, self.model)
+        except ProviderConfigError:
+            return self._key.env or ("api_key",)
+        return ()
+
     def _call(self) -> Call:
         key = self._key.get(self.name, self.model)
         headers = {**self.base_headers, **self._headers, **auth_headers(self.auth_scheme, key)}

@@ -29,8 +29,8 @@ from alloy_nb.usage import Usage
 __all__ = ["DEMO_BANNER", "Demo"]
 
 DEMO_BANNER = (
-    "Offline demo provider: replies are scripted, not from a model. "
-    "Set ANTHROPIC_API_KEY or OPENAI_API_KEY, or run `%alloy provider anthropic:MODEL`."
+    "Offline demo provider: replies are scripted, not a model. For a real one set "
+    "ANTHROPIC_API_KEY or OPENAI_API_KEY (see `%alloy provider`)."
 )
 FINAL_RESULT = "final_result"  # output_type's final tool (alloy_nb.output)
 _NOTE = "\n\n*(offline demo reply: scripted, not a model)*"

@@ -99,3 +99,12 @@ class Emitter:
             except Exception:
                 log.exception("on_event listener %r raised; ignoring", listener)
         return ev
+
+    def emit_delta(self, event: str, text: str, *, turn: int) -> None:
+        """``emit`` for the many per-delta events (``text_delta``, ``thinking_delta``),
+        whose Event the caller never keeps: built only when someone listens. ``seq``
+        advances either way, so the numbering is the same with or without listeners."""
+        if self.listeners:
+            self.emit(event, text, turn=turn)
+        else:
+            self._seq += 1

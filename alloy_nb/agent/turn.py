@@ -180,7 +180,7 @@ class _Loop:
         return await self._end_turn()
 
     def _delta_sink(self, turn: int) -> Callable[[DeltaKind, str], None]:
-        emit, on_chunk = self.emitter.emit, self.on_chunk
+        emit, on_chunk = self.emitter.emit_delta, self.on_chunk
 
         partial = self.partial
         partial.clear()

@@ -3,10 +3,10 @@ requests, per protocol, streaming and not. The fake server runs in a child proce
 ``time.process_time`` here counts the client side only.
 
 Method: per case one untimed warm-up of each side, then ``--repeat`` interleaved
-repetitions (alloy, httpx, alloy, httpx, ...; ``--turns`` runs each); the ratio is
+repetitions (alloy then httpx, httpx then alloy, ...; ``--turns`` runs each); the ratio is
 median(alloy) / median(httpx), with the range of the per-repetition ratios beside it.
 
-    .venv/bin/python benchmarks/bench_providers.py [--turns 200] [--repeat 7]
+    .venv/bin/python benchmarks/bench_providers.py [--turns 100] [--repeat 15]
 """
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ def cpu(fn: Callable[[], str]) -> tuple[float, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--turns", type=int, default=200)
+    ap.add_argument("--turns", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--protocol", choices=PROTOCOLS, action="append",
                     help="only these protocols (repeatable; default all)")
     args = ap.parse_args()
@@ -153,13 +153,20 @@ def main() -> None:
                 asyncio.run(raw_turns(protocol, call.url, body, call.headers, w, stream))
                 alloy_s: list[float] = []
                 raw_s: list[float] = []
-                for _ in range(args.repeat):  # interleaved: both sides see the same load
-                    ta, a_text = cpu(lambda p=p, s=stream: asyncio.run(alloy_turns(p, n, s)))
-                    tr, r_text = cpu(
-                        lambda pr=protocol, c=call, b=body, s=stream: asyncio.run(
-                            raw_turns(pr, c.url, b, c.headers, n, s)
-                        )
-                    )
+                for rep in range(args.repeat):  # interleaved: both sides see the same load
+                    def side_a(p: Provider = p, s: bool = stream) -> str:
+                        return asyncio.run(alloy_turns(p, n, s))
+
+                    def side_r(pr: str = protocol, c: Any = call, b: dict = body,
+                               s: bool = stream) -> str:
+                        return asyncio.run(raw_turns(pr, c.url, b, c.headers, n, s))
+
+                    if rep % 2:  # alternate which side goes first, so drift cancels out
+                        tr, r_text = cpu(side_r)
+                        ta, a_text = cpu(side_a)
+                    else:
+                        ta, a_text = cpu(side_a)
+                        tr, r_text = cpu(side_r)
                     assert a_text == r_text == ANSWER, (a_text, r_text)
                     alloy_s.append(ta)
                     raw_s.append(tr)

@@ -99,15 +99,19 @@ async def raw_turns(
 # ----------------------------------------------------------------- alloy_nb
 
 
+#: ``--listener``: an ``on_event`` callback too, so every event (each delta included) is built.
+_OPTIONS: dict[str, Any] = {}
+
+
 async def alloy_turns(p: Provider, n: int, stream: bool) -> str:
     text = ""
     for _ in range(n):
         if stream:
             result = await astream(
-                "What is the answer?", lambda chunk: None, provider=p, max_retries=0
+                "What is the answer?", lambda chunk: None, provider=p, max_retries=0, **_OPTIONS
             )
         else:
-            result = await arun("What is the answer?", provider=p, max_retries=0)
+            result = await arun("What is the answer?", provider=p, max_retries=0, **_OPTIONS)
         text = result.text
     return text
 
@@ -125,7 +129,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--protocol", choices=PROTOCOLS, action="append",
                     help="only these protocols (repeatable; default all)")
+    ap.add_argument("--listener", action="store_true",
+                    help="give alloy_nb runs an on_event listener (events are then built)")
     args = ap.parse_args()
+    if args.listener:
+        _OPTIONS["on_event"] = lambda event: None
     n, w = args.turns, args.warmup
     protocols = tuple(args.protocol or PROTOCOLS)
     per_case = 2 * (n * args.repeat + w)
@@ -138,7 +146,8 @@ def main() -> None:
     try:
         url = server.stdout.readline().strip()  # type: ignore[union-attr]
         print(f"{n} runs per repetition, {args.repeat} interleaved repetitions, ratio of "
-              f"medians; fake server at {url} (own process)\n")
+              f"medians; fake server at {url} (own process)"
+              f"{'; alloy runs with an on_event listener' if args.listener else ''}\n")
         print(f"{'protocol':<18}{'mode':<8}{'alloy ms/run':>14}{'httpx ms/run':>14}"
               f"{'ratio':>8}{'  (range)':<14}")
         ratios: dict[tuple[str, bool], float] = {}

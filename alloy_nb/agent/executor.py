@@ -95,8 +95,8 @@ class _ToolThreads:
     call. At most ``max_idle`` workers wait for work, each for ``idle_s`` at most.
     Daemon threads never block interpreter exit; a stuck worker is only ever abandoned.
 
-    Invariant (under ``_lock``): ``_idle`` == workers waiting on ``_jobs`` minus jobs
-    queued in it, so every queued job has a worker bound to take it.
+    Invariant (under ``_lock``): ``_idle`` == workers waiting (or about to wait) on
+    ``_jobs`` minus the jobs queued in it, so every queued job has a worker to take it.
     """
 
     def __init__(self, max_idle: int = 8, idle_s: float = 60.0) -> None:
@@ -139,7 +139,10 @@ class _ToolThreads:
                 if stay:
                     self._idle += 1
             if deliver is not None:
-                deliver()
+                try:
+                    deliver()
+                except Exception:  # never die while counted idle: a queued job would starve
+                    log.exception("delivering a tool's outcome failed")
             next_job = self._next(jobs) if stay else None
 
     def _next(self, jobs: queue.SimpleQueue[_Job]) -> _Job | None:

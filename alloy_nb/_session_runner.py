@@ -37,19 +37,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _delta(after: Usage, before: Usage) -> Usage:
-    """What one request added to the running total."""
-    return Usage(
-        input_tokens=after.input_tokens - before.input_tokens,
-        output_tokens=after.output_tokens - before.output_tokens,
-        cache_read_input_tokens=after.cache_read_input_tokens - before.cache_read_input_tokens,
-        cache_creation_input_tokens=after.cache_creation_input_tokens
-        - before.cache_creation_input_tokens,
-        estimated_cost_cents=after.estimated_cost_cents - before.estimated_cost_cents,
-        priced=after.priced,
-    )
-
-
 async def _awaited(awaitable: Awaitable[Any], callback: Any) -> None:
     try:
         await awaitable
@@ -215,7 +202,7 @@ class SessionRunner:
             if state.status in ("idle", "running"):  # cancelled before the loop started
                 state.status, state.error = "cancelled", "cancelled"
             result = state.to_result(request_id=job.request_id)
-            extra: dict[str, Any] = {"run_usage": _delta(state.usage, before)}
+            extra: dict[str, Any] = {"run_usage": state.usage - before}
             if result.status == "cancelled":
                 extra["cancelled_phase"] = "running"
             result = result.model_copy(update=extra)

@@ -13,26 +13,19 @@ from alloy_nb import _ledger
 from alloy_nb._sync import run_sync
 from alloy_nb.agent import AgentConfig, new_emitter, run_loop
 from alloy_nb.errors import AgentError, ConfigError
-from alloy_nb.messages import Message, repair_history, user
+from alloy_nb.messages import Message, Prompt, prompt_message, repair_history
 from alloy_nb.output import agent_error
 from alloy_nb.result import Result
 from alloy_nb.state import AgentState
 
 __all__ = ["arun", "astream", "run", "stream"]
 
-Prompt = str | Message | None
-
 
 def _history(prompt: Prompt, messages: Sequence[Any] | None) -> list[Message]:
     history = [m if isinstance(m, Message) else Message.model_validate(m) for m in messages or []]
-    if isinstance(prompt, str):
-        history.append(user(prompt))
-    elif isinstance(prompt, Message):
-        history.append(prompt)
-    elif prompt is not None:
-        raise ConfigError(
-            f"the prompt must be a str, a Message or None, got {type(prompt).__name__}"
-        )
+    message = prompt_message(prompt)
+    if message is not None:
+        history.append(message)
     if not history:
         raise ConfigError("nothing to send: pass a prompt, or messages=[...] with a history")
     return repair_history(history)

@@ -20,7 +20,7 @@ from alloy_nb._session_runner import SessionRunner, _now
 from alloy_nb.agent import AgentConfig
 from alloy_nb.errors import AgentError, Busy, ConfigError, QueueFull
 from alloy_nb.events import Emitter, Event, new_id
-from alloy_nb.messages import Message, repair_history, user
+from alloy_nb.messages import Message, Prompt, prompt_message, repair_history
 from alloy_nb.middleware import Halt, run_hook
 from alloy_nb.result import Result
 from alloy_nb.state import AgentState
@@ -31,7 +31,6 @@ __all__ = ["Prompt", "Session", "SessionFileError", "SessionSnapshot"]
 log = logging.getLogger("alloy_nb")
 SessionSnapshot = _session_store.SessionSnapshot
 SessionFileError = _session_store.SessionFileError
-Prompt = str | Message | None
 Subscriber = Callable[[Event], Any]
 
 
@@ -203,12 +202,7 @@ class Session(SessionRunner):
             output_spec(output_type)  # an unusable type fails here, in the caller
         if on_chunk is not None and not callable(on_chunk):
             raise ConfigError(f"on_chunk must be a callable taking a str, got {on_chunk!r}")
-        if isinstance(prompt, str):
-            message: Message | None = user(prompt)
-        elif isinstance(prompt, Message) or prompt is None:
-            message = prompt
-        else:
-            raise ConfigError(f"the prompt must be a str, a Message or None, got {prompt!r}")
+        message = prompt_message(prompt)
         return Job(request_id or new_id(16), message, kind, streaming, on_chunk, on_event,
                    output_type=output_type)
 

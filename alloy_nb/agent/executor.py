@@ -12,6 +12,8 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -83,20 +85,101 @@ def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) 
         future.set_result(value)
 
 
+_Job = Callable[[], "Callable[[], None] | None"]
+
+
+class _ToolThreads:
+    """An elastic pool of daemon threads for sync tools.
+
+    A call goes to an idle worker when there is one, else to a new thread, so a worker
+    held by an abandoned (stuck) tool never delays a later call: the pool simply grows
+    past it, as the old thread-per-call code did, but without paying a thread start per
+    call. At most ``max_idle`` workers wait for work, each for ``idle_s`` at most.
+    Daemon threads never block interpreter exit; a stuck worker is only ever abandoned.
+
+    Invariant (under ``_lock``): ``_idle`` == workers waiting (or about to wait) on
+    ``_jobs`` minus the jobs queued in it, so every queued job has a worker to take it.
+    """
+
+    def __init__(self, max_idle: int = 8, idle_s: float = 60.0) -> None:
+        self.max_idle = max_idle
+        self.idle_s = idle_s
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh state; also run in a forked child, where the parent's workers do not exist."""
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._idle = 0
+        self._started = 0
+
+    def submit(self, job: _Job) -> None:
+        """Run ``job`` (which must not raise) on a pooled thread; never waits.
+
+        ``job`` may return a ``deliver`` callable: it runs once the worker already counts
+        as idle, so the caller woken by it finds the worker free for its next call.
+        """
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+                self._jobs.put(job)
+                return
+            self._started += 1
+            number = self._started
+        thread = threading.Thread(
+            target=self._work, args=(job,), name=f"alloy_nb-tool-{number}", daemon=True
+        )
+        thread.start()
+
+    def _work(self, job: _Job) -> None:
+        jobs = self._jobs
+        next_job: _Job | None = job
+        while next_job is not None:
+            deliver = next_job()
+            with self._lock:
+                stay = self._jobs is jobs and self._idle < self.max_idle  # else: enough wait
+                if stay:
+                    self._idle += 1
+            if deliver is not None:
+                try:
+                    deliver()
+                except Exception:  # never die while counted idle: a queued job would starve
+                    log.exception("delivering a tool's outcome failed")
+            next_job = self._next(jobs) if stay else None
+
+    def _next(self, jobs: queue.SimpleQueue[_Job]) -> _Job | None:
+        """Wait, counted idle, for the next job; None: this worker should end."""
+        try:
+            return jobs.get(timeout=self.idle_s)
+        except queue.Empty:
+            with self._lock:
+                try:  # a job was queued for "some idle worker" just as we timed out: take it
+                    return jobs.get_nowait()
+                except queue.Empty:
+                    self._idle -= 1
+                    return None
+
+
+_threads = _ToolThreads()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_threads._reset)
+
+
 async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` on a fresh daemon thread and await its outcome.
+    """Run ``fn(*args)`` on a pooled daemon thread and await its outcome.
 
     Not ``asyncio.to_thread``: a sync tool that never returns would hold a slot of the
     loop's default executor forever, and ``asyncio.run`` (or interpreter exit) waits for
-    that executor, so one stuck tool would hang the caller after the run had ended. A
-    daemon thread is simply abandoned. ``SystemExit``/``KeyboardInterrupt`` raised in
-    the thread arrive as ``ToolExit`` (a plain exception) so they cannot stop the loop.
+    that executor, so one stuck tool would hang the caller after the run had ended. The
+    pool (``_ToolThreads``) abandons such a thread and starts another for the next call.
+    ``SystemExit``/``KeyboardInterrupt`` raised in the thread arrive as ``ToolExit`` (a
+    plain exception) so they cannot stop the loop.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     ctx = contextvars.copy_context()
 
-    def work() -> None:
+    def work() -> Callable[[], None]:
         value: Any = None
         error: BaseException | None = None
         try:
@@ -106,11 +189,14 @@ async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: not the loop's to die of
             error = ToolExit(exc)
             error.__cause__ = exc
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_settle, future, value, error)
 
-    name = f"alloy_nb-tool-{getattr(fn, '__qualname__', 'call')}"
-    threading.Thread(target=work, name=name[:60], daemon=True).start()
+        def deliver() -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, future, value, error)
+
+        return deliver
+
+    _threads.submit(work)
     return await future
 
 

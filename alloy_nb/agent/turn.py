@@ -210,7 +210,7 @@ class _Loop:
         return completion, provider
 
     def _delta_sink(self, turn: int) -> Callable[[DeltaKind, str], None]:
-        emit, on_chunk = self.emitter.emit, self.on_chunk
+        emit, on_chunk = self.emitter.emit_delta, self.on_chunk
 
         partial = self.partial
         partial.clear()

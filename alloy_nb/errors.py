@@ -1,6 +1,6 @@
 """The one exception tree of alloy_nb.
 
-Foreign exceptions (httpx, json) are translated at one boundary, ``providers/_http.py``;
+Foreign exceptions (httpx, json) are translated at one boundary, ``providers/_vendor_errors.py``;
 everything else raises these. Whether a provider error is retried is a property of its
 class, never of its message text.
 

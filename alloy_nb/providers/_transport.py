@@ -24,7 +24,12 @@ import httpx
 from pydantic import SecretStr
 
 from alloy_nb._version import __version__
-from alloy_nb.errors import ProviderConfigError, ResponseTooLargeError, StreamError
+from alloy_nb.errors import (
+    ProviderConfigError,
+    ResponseTooLargeError,
+    StreamError,
+    TransientStreamError,
+)
 from alloy_nb.providers._sse import SSEDecoder, SSEEvent
 from alloy_nb.providers._vendor_errors import (
     map_exception,
@@ -202,10 +207,11 @@ async def post_json(
                 raise status_error(call, resp.status_code, resp.headers, raw)
             content = await _read_capped(call, resp, rid)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # from None: httpx's exception carries the request, key header and all
         raise map_exception(call, exc) from None
     try:
         return json.loads(content), rid
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # from None: its doc is the raw, unscrubbed body
         text = content.decode("utf-8", "replace")
         raise StreamError(
             call.scrub(f"response is not JSON: {trim(text)!r}"), **who(call, rid)
@@ -238,6 +244,7 @@ async def send(
             timeout=_timeout(timeout_s),
         )
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # from None: httpx's exception carries the request, key header and all
         raise map_exception(call, exc) from None
     if resp.status_code >= 400:
         raise status_error(call, resp.status_code, resp.headers, resp.content)
@@ -306,6 +313,7 @@ class EventStream:
                 self._pending.extend(self._decoder.close())
                 continue
             except httpx.HTTPError as exc:
+                # from None: httpx's exception carries the request, key header and all
                 raise map_exception(self.call, exc, self.request_id) from None
             self._bytes += len(chunk)
             if self._bytes > self.call.max_bytes * _STREAM_FACTOR:
@@ -317,10 +325,11 @@ class EventStream:
         try:
             raw = await _read_capped(self.call, self._resp, self.request_id)
         except httpx.HTTPError as exc:
+            # from None: httpx's exception carries the request, key header and all
             raise map_exception(self.call, exc, self.request_id) from None
         try:
             return json.loads(raw)
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError):  # from None: its doc is the raw, unscrubbed body
             raise StreamError(
                 self.call.scrub(
                     f"response is neither SSE nor JSON: {trim(raw.decode('utf-8', 'replace'))!r}"
@@ -331,10 +340,8 @@ class EventStream:
     def truncated(self, what: str) -> StreamError:
         """The stream ended before its terminal event; worth a retry (nothing was wrong
         with the request)."""
-        return StreamError(
-            f"stream ended before {what} (connection cut off?)",
-            retryable=True,
-            **who(self.call, self.request_id),
+        return TransientStreamError(
+            f"stream ended before {what} (connection cut off?)", **who(self.call, self.request_id)
         )
 
     def malformed(self, event: SSEEvent) -> StreamError:
@@ -364,5 +371,6 @@ async def open_stream(
                 raise status_error(call, resp.status_code, resp.headers, raw)
             yield EventStream(call, resp)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # from None: httpx's exception carries the request, key header and all
         raise map_exception(call, exc) from None
 

@@ -28,6 +28,7 @@ from alloy_nb.errors import (
     ProviderHTTPError,
     RateLimitError,
     StreamError,
+    TransientStreamError,
 )
 from alloy_nb.providers._overflow import is_prompt_too_long
 
@@ -186,8 +187,9 @@ def status_error(
     # The server's own verdict overrides the status rule (Anthropic and OpenAI send it),
     # except that a key the server refused is never worth another try.
     should = (headers.get("x-should-retry") or "").strip().lower()
-    if should in ("true", "false") and cls is not AuthenticationError:
-        err.retryable = should == "true"
+    verdict = should == "true"
+    if should in ("true", "false") and cls is not AuthenticationError and verdict != cls.retryable:
+        err.override_retryable(verdict, reason=f"x-should-retry: {should}")
     return err
 
 
@@ -210,9 +212,8 @@ def error_from_payload(
         and not isinstance(status, bool)
         and (status >= 500 or status == 429)
     )
-    return StreamError(
-        call.scrub(f"error {where}: {detail}"), retryable=transient, **who(call, request_id)
-    )
+    cls = TransientStreamError if transient else StreamError
+    return cls(call.scrub(f"error {where}: {detail}"), **who(call, request_id))
 
 
 def unexpected_reply(call: Call, api: str, data: Any, request_id: str | None) -> StreamError:
@@ -226,8 +227,9 @@ def tool_arguments(
     call: Call, name: Any, raw: Any, request_id: str | None, *, lenient: bool
 ) -> dict[str, Any]:
     """A tool call's arguments (the object itself or its JSON text) as a dict. Anything else
-    is a retryable StreamError, or ``{}`` when ``lenient`` (the reply was cut off mid-arguments,
-    so the call never runs). What an empty value means is each protocol's business."""
+    is a TransientStreamError (retried), or ``{}`` when ``lenient`` (the reply was cut off
+    mid-arguments, so the call never runs).
+    What an empty value means is each protocol's business."""
     if isinstance(raw, dict):
         return raw
     try:
@@ -238,10 +240,8 @@ def tool_arguments(
         return value
     if lenient:
         return {}
-    raise StreamError(
-        f"model sent invalid JSON arguments for tool {name!r}",
-        retryable=True,
-        **who(call, request_id),
+    raise TransientStreamError(
+        f"model sent invalid JSON arguments for tool {name!r}", **who(call, request_id)
     )
 
 

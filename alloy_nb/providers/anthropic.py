@@ -330,6 +330,7 @@ class _Accumulator:
             data = json.loads(ev.data)
             kind = data.get("type") or ev.event
         except (ValueError, AttributeError):
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         emit = None
         try:
@@ -355,6 +356,7 @@ class _Accumulator:
                 raise error_from_payload(self.events.call, data, self.events.request_id)
             # "ping" and event types added after this was written are ignored, as Anthropic asks
         except (KeyError, TypeError):
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         if emit is not None and emit[1]:
             self.on_delta(*emit)  # outside the try: the callback's own errors stay its own

@@ -31,6 +31,7 @@ from alloy_nb.errors import (
     PromptTooLongError,
     ProviderHTTPError,
     StreamError,
+    TransientStreamError,
 )
 from alloy_nb.messages import (
     Block,
@@ -176,6 +177,7 @@ class Gemini(HTTPProvider):
         try:
             data, rid = await post_json(call, body, request.timeout_s)
         except ProviderHTTPError as exc:
+            # from None: the refined error is this one, or a copy with the same fields
             raise _refine_http_error(exc) from None
         return self.parse_reply(call, data, rid)
 
@@ -197,6 +199,7 @@ class Gemini(HTTPProvider):
                     acc.feed(event)
                 return acc.result()
         except ProviderHTTPError as exc:
+            # from None: the refined error is this one, or a copy with the same fields
             raise _refine_http_error(exc) from None
 
     def parse_reply(self, call: Call, data: Any, request_id: str | None) -> Completion:
@@ -233,7 +236,8 @@ def _refine_http_error(err: ProviderHTTPError) -> ProviderHTTPError:
     if err.retry_after is None and (m := _RETRY_DELAY.search(body)):
         err.retry_after = float(m[1])
     if err.status_code == 429 and "PerDay" in body:
-        err.retryable = False  # a daily quota: another try within the run cannot succeed
+        # a daily quota: another try within the run cannot succeed
+        err.override_retryable(False, reason="per-day quota exhausted")
     return err
 
 
@@ -242,6 +246,7 @@ def _raise_if_prompt_too_long(err: ProviderHTTPError) -> None:
     if isinstance(err, PromptTooLongError):
         return  # the shared detector (providers/_overflow) already recognised it
     if err.status_code == 400 and _TOO_LONG.search(err.body or ""):
+        # from None: this replaces ``err`` field for field (only the class changes)
         raise PromptTooLongError(
             err.message,
             status_code=err.status_code,
@@ -559,12 +564,11 @@ def _completion(call: Call, data: Any, request_id: str | None, model: str) -> Co
         raise unexpected_reply(call, "generateContent content", content, rid)
     if finish == "MALFORMED_FUNCTION_CALL":
         why = cand.get("finishMessage")
-        raise StreamError(
+        raise TransientStreamError(
             call.scrub(
                 "Gemini produced a malformed function call"
                 + (f": {why}" if isinstance(why, str) else "")
             ),
-            retryable=True,
             provider=call.provider,
             model=call.model,
             request_id=rid,
@@ -598,7 +602,6 @@ def _prompt_blocked(
         text += f": {detail}"
     return StreamError(
         call.scrub(text),
-        retryable=False,
         provider=call.provider,
         model=call.model,
         request_id=request_id,
@@ -730,9 +733,8 @@ class _ChunkMerger:
             if self.feedback and self.feedback.get("blockReason"):
                 rid = self.request_id or self.last.get("responseId")
                 raise _prompt_blocked(self.call, self.feedback, rid)
-            raise StreamError(
+            raise TransientStreamError(
                 "stream ended before a finishReason (connection cut off?)",
-                retryable=True,
                 provider=self.call.provider,
                 model=self.call.model,
                 request_id=self.request_id,
@@ -785,6 +787,7 @@ class _Accumulator:
         try:
             chunk = json.loads(ev.data)
         except ValueError:
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         self.feed_chunk(chunk)
 

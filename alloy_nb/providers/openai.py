@@ -281,6 +281,7 @@ class _Accumulator:
             data = json.loads(ev.data)
             kind = data.get("type") or ev.event
         except (ValueError, AttributeError):
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         if kind in _TEXT_DELTAS:
             if data.get("delta"):

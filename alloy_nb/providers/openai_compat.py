@@ -503,6 +503,7 @@ class _Accumulator:
         try:
             data = json.loads(ev.data)
         except ValueError:
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         if not isinstance(data, dict):
             raise self.events.malformed(ev)

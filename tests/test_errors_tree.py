@@ -159,7 +159,7 @@ def test_stream_errors_are_retryable_by_class() -> None:
 def test_a_gemini_per_day_quota_is_overridden_with_a_reason() -> None:
     from alloy_nb.providers.gemini import _refine_http_error
 
-    body = b'{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"GenerateRequestsPerDay"}}'
+    body = b'{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"RequestsPerDay"}}'
     err = _refine_http_error(status_error(call(), 429, {}, body))
     assert type(err) is RateLimitError and not err.retryable
     assert err.retry_override == "per-day quota exhausted"

@@ -336,7 +336,8 @@ def _user_parts(blocks: Sequence[Block], names: Mapping[str, str]) -> list[dict[
 def _raw_part(b: RawBlock) -> dict[str, Any] | None:
     extra = b.model_extra or {}
     if b.type == PART and extra.get("origin") == ORIGIN and isinstance(extra.get("part"), dict):
-        return json.loads(json.dumps(extra["part"]))  # a deep copy: the block stays untouched
+        part: dict[str, Any] = json.loads(json.dumps(extra["part"]))  # a deep copy: the block
+        return part  # stays untouched
     return None
 
 

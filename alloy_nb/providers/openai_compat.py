@@ -307,7 +307,7 @@ def _wire_messages(msg: Message, c: Compat) -> list[dict[str, Any]]:
         elif isinstance(b, ThinkingBlock):
             thinking.append(b.thinking)
         elif isinstance(b, RawBlock):
-            if b.type == _EXTRA and getattr(b, "origin", None) == ORIGIN:
+            if b.type == _EXTRA and (b.model_extra or {}).get("origin") == ORIGIN:
                 extras.append(b)
         elif not isinstance(b, ServerToolUseBlock):
             raise ConfigError(f"cannot send a {type(b).__name__} in an assistant message")
@@ -320,8 +320,9 @@ def _wire_messages(msg: Message, c: Compat) -> list[dict[str, Any]]:
     if c.reasoning_field and any(thinking):
         wire[c.reasoning_field] = "".join(thinking)
     for x in extras:  # vendor extras (Gemini thought signatures) go back where they came from
-        target = getattr(x, "target", None)
-        extra = getattr(x, "extra_content", None)
+        fields = x.model_extra or {}
+        target = fields.get("target")
+        extra = fields.get("extra_content")
         if target == "message":
             wire["extra_content"] = extra
         else:

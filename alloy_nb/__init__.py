@@ -23,6 +23,7 @@ from alloy_nb.errors import (
 
 if TYPE_CHECKING:
     from alloy_nb.api import arun, astream, run, stream
+    from alloy_nb.batch import amap, map
     from alloy_nb.compaction import Compaction
     from alloy_nb.events import Event
     from alloy_nb.messages import Message
@@ -53,9 +54,11 @@ __all__ = [
     "ToolError",
     "ToolResult",
     "Usage",
+    "amap",
     "arun",
     "astream",
     "load_ipython_extension",
+    "map",
     "run",
     "stream",
     "tool",
@@ -81,6 +84,8 @@ _LAZY: dict[str, str] = {
     "Tool": "alloy_nb.tools.base",
     "ToolResult": "alloy_nb.tools.base",
     "tool": "alloy_nb.tools.function",
+    "map": "alloy_nb.batch",
+    "amap": "alloy_nb.batch",
 }
 
 

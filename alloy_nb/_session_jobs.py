@@ -38,6 +38,7 @@ class Job:
     state: Any = None  # the AgentState while the request runs
     cancel_requested: bool = False
     finished: bool = False
+    output_type: Any = None  # a per-request output_type (overrides the session's)
 
     def cancel_task(self) -> None:
         """Cancel the loop task from any thread (no-op when it is not running yet)."""

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timezone
 from typing import Any
 
-from alloy_nb import _sync
+from alloy_nb import _ledger, _sync
 from alloy_nb._session_jobs import Job, await_future
 from alloy_nb.agent import AgentConfig, new_emitter, run_loop
 from alloy_nb.errors import AgentError, Busy, ConfigError
@@ -35,19 +35,6 @@ log = logging.getLogger("alloy_nb")
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _delta(after: Usage, before: Usage) -> Usage:
-    """What one request added to the running total."""
-    return Usage(
-        input_tokens=after.input_tokens - before.input_tokens,
-        output_tokens=after.output_tokens - before.output_tokens,
-        cache_read_input_tokens=after.cache_read_input_tokens - before.cache_read_input_tokens,
-        cache_creation_input_tokens=after.cache_creation_input_tokens
-        - before.cache_creation_input_tokens,
-        estimated_cost_cents=after.estimated_cost_cents - before.estimated_cost_cents,
-        priced=after.priced,
-    )
 
 
 async def _awaited(awaitable: Awaitable[Any], callback: Any) -> None:
@@ -129,7 +116,10 @@ class SessionRunner:
         if external:
             raise asyncio.CancelledError
         if not result.ok:
-            raise AgentError(result) from exc
+            from alloy_nb.output import agent_error
+
+            error: AgentError = agent_error(result)  # typed: OutputValidationError
+            raise error from exc
         return result
 
     def _register(self, job: Job) -> None:
@@ -177,6 +167,8 @@ class SessionRunner:
         loop = asyncio.get_running_loop()
         with self._lock:
             config, before = self._config, self._usage
+            if job.output_type is not None:
+                config = config.replace(output_type=job.output_type)
             context = {**self._context, "session_id": self.id, "request_id": job.request_id}
             state = AgentState(messages=list(self._messages), context=context, usage=before)
             job.state, job.loop = state, loop
@@ -210,7 +202,7 @@ class SessionRunner:
             if state.status in ("idle", "running"):  # cancelled before the loop started
                 state.status, state.error = "cancelled", "cancelled"
             result = state.to_result(request_id=job.request_id)
-            extra: dict[str, Any] = {"run_usage": _delta(state.usage, before)}
+            extra: dict[str, Any] = {"run_usage": state.usage - before}
             if result.status == "cancelled":
                 extra["cancelled_phase"] = "running"
             result = result.model_copy(update=extra)
@@ -264,6 +256,7 @@ class SessionRunner:
                 if self._pending:
                     nxt = self._pending.popleft()
                     self._activate(nxt)
+        _ledger.record_request(self, result)  # %alloy usage counts every request
         self._broadcast(Event(
             seq=emitter.next_seq(), correlation_id=job.request_id, turn=result.turns,
             ts_ms=int(time.time() * 1000), event="result",

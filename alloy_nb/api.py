@@ -9,28 +9,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from alloy_nb import _ledger
 from alloy_nb._sync import run_sync
 from alloy_nb.agent import AgentConfig, new_emitter, run_loop
 from alloy_nb.errors import AgentError, ConfigError
-from alloy_nb.messages import Message, repair_history, user
+from alloy_nb.messages import Message, Prompt, prompt_message, repair_history
+from alloy_nb.output import agent_error
 from alloy_nb.result import Result
 from alloy_nb.state import AgentState
 
 __all__ = ["arun", "astream", "run", "stream"]
 
-Prompt = str | Message | None
-
 
 def _history(prompt: Prompt, messages: Sequence[Any] | None) -> list[Message]:
     history = [m if isinstance(m, Message) else Message.model_validate(m) for m in messages or []]
-    if isinstance(prompt, str):
-        history.append(user(prompt))
-    elif isinstance(prompt, Message):
-        history.append(prompt)
-    elif prompt is not None:
-        raise ConfigError(
-            f"the prompt must be a str, a Message or None, got {type(prompt).__name__}"
-        )
+    message = prompt_message(prompt)
+    if message is not None:
+        history.append(message)
     if not history:
         raise ConfigError("nothing to send: pass a prompt, or messages=[...] with a history")
     return repair_history(history)
@@ -40,7 +35,7 @@ def _checked(result: Result) -> Result:
     """``completed``/``max_turns``/``budget_exceeded`` return; anything else raises."""
     if result.ok:
         return result
-    raise AgentError(result)
+    raise agent_error(result)
 
 
 class _Job:
@@ -59,8 +54,11 @@ class _Job:
 
     async def run(self) -> Result:
         """Run the loop; a cancelled caller gets ``CancelledError`` (asyncio semantics)."""
-        await run_loop(self.config, self.state, self.emitter,
-                       streaming=self.streaming, on_chunk=self.on_chunk)
+        try:
+            await run_loop(self.config, self.state, self.emitter,
+                           streaming=self.streaming, on_chunk=self.on_chunk)
+        finally:  # counted however it ended (%alloy usage)
+            _ledger.record_run(self.config, self.state.to_result())
         return _checked(self.state.to_result())
 
     def run_blocking(self) -> Result:

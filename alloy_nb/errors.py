@@ -32,7 +32,10 @@ kept on ``.retry_override``.
     ├── ToolError                       raised by tools; becomes an error tool_result
     ├── CompactionError                 summarising failed and the fallback is "error"
     ├── AgentError                      .result (status halted / error / cancelled)
+    │   ├── OutputValidationError       output_type: no valid final_result within the retries
     │   └── CellError                   a %%alloy run failed; shown as one line in Jupyter
+    ├── ItemNotRun                      alloy.map: an item never ran (budget reached, interrupted)
+    ├── BatchInterrupted                alloy.map interrupted; .result is the partial BatchResult
     ├── ControlError (also ValueError)  bad %alloy input; the magics show it as a UsageError
     ├── PromptError (also KeyError)     a {name} in a %%alloy prompt does not resolve
     ├── RunNotFinished (also RuntimeError)  handle.result() on a background run still going
@@ -61,11 +64,14 @@ __all__ = [
     "BadRequestError",
     "BatchError",
     "BatchFailed",
+    "BatchInterrupted",
     "BatchItemCanceled",
     "BatchItemError",
     "BatchItemExpired",
     "Busy",
     "ConfigError",
+    "ItemNotRun",
+    "OutputValidationError",
     "OverloadedError",
     "PromptTooLongError",
     "ProviderConnectionError",
@@ -271,6 +277,29 @@ class AgentError(AlloyError):
         super().__init__(f"run ended with status {result.status!r}: {detail}")
 
 
+class OutputValidationError(AgentError):
+    """``output_type`` was set and the model gave no valid ``final_result`` within the
+    retries; ``.result.error`` carries the last validation message."""
+
+
+class ItemNotRun(AlloyError):
+    """``alloy.map``: this item never ran (or was cancelled mid-run): the batch budget was
+    reached or the batch was interrupted. Re-running with ``cache_dir`` runs only these."""
+
+
+class BatchInterrupted(AlloyError):
+    """``alloy.map`` was interrupted; ``.result`` is the partial ``BatchResult`` (finished
+    items kept, the others ``cancelled`` or ``skipped``)."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        done = sum(1 for s in result.statuses if s not in ("cancelled", "skipped"))
+        super().__init__(
+            f"alloy.map interrupted: {done} of {len(result.statuses)} items finished; the "
+            "partial BatchResult is on .result (with cache_dir, a re-run resumes)"
+        )
+
+
 class Busy(AlloyError):
     """``send_message`` while a request runs and ``max_pending`` is 0."""
 
@@ -317,9 +346,14 @@ __all__ += [
 class CellError(AgentError):
     """A ``%%alloy`` run failed: shown as one short line instead of a long traceback."""
 
+    shown = True  # the view above already shows the error; the traceback only points there
+
     def _render_traceback_(self) -> list[str]:  # IPython's hook; no IPython import needed
         r = self.result
         hint = "the history is valid: fix the cause and run the cell again"
+        if self.shown:  # each error is shown once: in the run's output, not again here
+            return [f"AgentError: the run ended with status {r.status!r} (the reason is "
+                    f"shown above; {hint}; `-o VAR` keeps the Result)"]
         return [f"AgentError: the run ended with status {r.status!r}: {r.error or r.status}",
                 f"({hint}; `-o VAR` keeps the Result)"]
 

@@ -12,10 +12,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator
 
+from alloy_nb.errors import ConfigError
+
 __all__ = [
     "Block",
     "ImageBlock",
     "Message",
+    "Prompt",
     "RawBlock",
     "Role",
     "ServerToolUseBlock",
@@ -25,6 +28,7 @@ __all__ = [
     "ToolResultBlock",
     "ToolUseBlock",
     "assistant",
+    "prompt_message",
     "repair_history",
     "tool_results",
     "user",
@@ -150,6 +154,22 @@ class ToolDefinition(BaseModel):
 
 def user(content: str | Sequence[Block]) -> Message:
     return Message(role="user", content=content)  # type: ignore[arg-type]
+
+
+#: What ``run``/``chat`` and friends accept as the new turn's prompt.
+Prompt = str | Message | None
+
+
+def prompt_message(prompt: Prompt) -> Message | None:
+    """The message a prompt adds to the history (``None`` adds none): a str becomes a user
+    message, a Message stays as it is; anything else is a ConfigError naming its type."""
+    if isinstance(prompt, str):
+        return user(prompt)
+    if isinstance(prompt, Message) or prompt is None:
+        return prompt
+    raise ConfigError(
+        f"the prompt must be a str, a Message or None, got {type(prompt).__name__}"
+    )
 
 
 def assistant(content: str | Sequence[Block]) -> Message:

@@ -140,6 +140,7 @@ def catalog() -> list[ModelInfo]:
     return [info for info, _ in _ENTRIES]
 
 
+@lru_cache(maxsize=512)
 def _normalise(model: str) -> str:
     """Strip routing decorations: ``openai/``, ``models/``, ``:free``, Bedrock's
     ``(us.)anthropic.`` prefix and Vertex's ``@date``."""

@@ -28,6 +28,7 @@ class ToolCall(BaseModel):
     start_event_seq: int | None = None
     end_event_seq: int | None = None
     structured_data: Any = None
+    wait_ms: int = 0  # time spent waiting for a person (approval), not in duration_ms
 
 
 class Result(BaseModel):
@@ -42,6 +43,7 @@ class Result(BaseModel):
     error: str | None = None
     request_id: str | None = None
     model: str | None = None
+    output: Any = None  # output_type: the validated value of the final_result call
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -52,6 +54,10 @@ class Result(BaseModel):
 
     def _repr_markdown_(self) -> str:
         parts = [self.text or "*(no text)*", "", "---"]
+        if self.output is not None:
+            shown = repr(self.output)
+            shown = shown if len(shown) <= 2000 else shown[:1997] + "..."
+            parts[1:1] = ["", f"**output** `{shown}`"]
         calls = ", ".join(f"`{c.name}`" + (" ⚠" if c.error else "") for c in self.tool_calls)
         meta = [
             f"**status** {self.status}",

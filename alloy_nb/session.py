@@ -20,7 +20,7 @@ from alloy_nb._session_runner import SessionRunner, _now
 from alloy_nb.agent import AgentConfig
 from alloy_nb.errors import AgentError, Busy, ConfigError, QueueFull
 from alloy_nb.events import Emitter, Event, new_id
-from alloy_nb.messages import Message, repair_history, user
+from alloy_nb.messages import Message, Prompt, prompt_message, repair_history
 from alloy_nb.middleware import Halt, run_hook
 from alloy_nb.result import Result
 from alloy_nb.state import AgentState
@@ -31,7 +31,6 @@ __all__ = ["Prompt", "Session", "SessionFileError", "SessionSnapshot"]
 log = logging.getLogger("alloy_nb")
 SessionSnapshot = _session_store.SessionSnapshot
 SessionFileError = _session_store.SessionFileError
-Prompt = str | Message | None
 Subscriber = Callable[[Event], Any]
 
 
@@ -149,7 +148,7 @@ class Session(SessionRunner):
 
     async def achat(self, prompt: Prompt = None, *, request_id: str | None = None,
                     on_event: Callable[[Event], Any] | None = None,
-                    timeout: float | None = None) -> Result:
+                    timeout: float | None = None, output_type: Any = None) -> Result:
         """Send ``prompt`` and wait for the answer; the history is kept for the next call.
 
         Raises ``AgentError`` (with the Result) for status halted/error/cancelled and
@@ -161,49 +160,51 @@ class Session(SessionRunner):
         is up never starts.
         """
         timeout = _timeout(timeout)
-        return await self._chat(self._job(prompt, request_id, "chat", on_event=on_event),
-                                timeout)
+        job = self._job(prompt, request_id, "chat", on_event=on_event, output_type=output_type)
+        return await self._chat(job, timeout)
 
     async def astream_chat(self, prompt: Prompt, on_chunk: Callable[[str], Any] | None = None,
                            *, request_id: str | None = None,
                            on_event: Callable[[Event], Any] | None = None,
-                           timeout: float | None = None) -> Result:
+                           timeout: float | None = None, output_type: Any = None) -> Result:
         """``achat`` streaming: ``on_chunk`` gets each text delta as it arrives."""
         timeout = _timeout(timeout)
-        job = self._job(prompt, request_id, "chat", True, on_chunk, on_event)
+        job = self._job(prompt, request_id, "chat", True, on_chunk, on_event, output_type)
         return await self._chat(job, timeout)
 
     def chat(self, prompt: Prompt = None, *, request_id: str | None = None,
              on_event: Callable[[Event], Any] | None = None,
-             timeout: float | None = None) -> Result:
+             timeout: float | None = None, output_type: Any = None) -> Result:
         """Blocking ``achat``; works inside a running notebook loop. An interrupt cancels
         the request and raises ``AgentError`` (status cancelled, history kept). On
         ``timeout`` (seconds) ``TimeoutError`` is raised and the request keeps running on
         the private loop thread (see ``achat``)."""
         timeout = _timeout(timeout)
-        return self._blocking(self._job(prompt, request_id, "chat", on_event=on_event), timeout)
+        job = self._job(prompt, request_id, "chat", on_event=on_event, output_type=output_type)
+        return self._blocking(job, timeout)
 
     def stream_chat(self, prompt: Prompt, on_chunk: Callable[[str], Any] | None = None, *,
                     request_id: str | None = None,
                     on_event: Callable[[Event], Any] | None = None,
-                    timeout: float | None = None) -> Result:
+                    timeout: float | None = None, output_type: Any = None) -> Result:
         """Blocking ``astream_chat``."""
         timeout = _timeout(timeout)
-        job = self._job(prompt, request_id, "chat", True, on_chunk, on_event)
+        job = self._job(prompt, request_id, "chat", True, on_chunk, on_event, output_type)
         return self._blocking(job, timeout)
 
     def _job(self, prompt: Prompt, request_id: str | None, kind: Any, streaming: bool = False,
              on_chunk: Callable[[str], Any] | None = None,
-             on_event: Callable[[Event], Any] | None = None) -> Job:
+             on_event: Callable[[Event], Any] | None = None,
+             output_type: Any = None) -> Job:
+        if output_type is not None:
+            from alloy_nb.output import output_spec
+
+            output_spec(output_type)  # an unusable type fails here, in the caller
         if on_chunk is not None and not callable(on_chunk):
             raise ConfigError(f"on_chunk must be a callable taking a str, got {on_chunk!r}")
-        if isinstance(prompt, str):
-            message: Message | None = user(prompt)
-        elif isinstance(prompt, Message) or prompt is None:
-            message = prompt
-        else:
-            raise ConfigError(f"the prompt must be a str, a Message or None, got {prompt!r}")
-        return Job(request_id or new_id(16), message, kind, streaming, on_chunk, on_event)
+        message = prompt_message(prompt)
+        return Job(request_id or new_id(16), message, kind, streaming, on_chunk, on_event,
+                   output_type=output_type)
 
     def _blocking(self, job: Job, timeout: float | None = None) -> Result:
         try:

@@ -40,6 +40,7 @@ class AgentState:
     error: str | None = None
     config: Any = None
     model: str | None = None
+    output: Any = None  # output_type: the validated final_result value
 
     @property
     def last_assistant_text(self) -> str | None:
@@ -73,6 +74,7 @@ class AgentState:
             error=error,
             request_id=request_id,
             model=self.model,
+            output=self.output,
         )
 
     def __repr__(self) -> str:

@@ -42,6 +42,27 @@ class Usage(BaseModel):
             priced=self.priced and other.priced,
         )
 
+    def __sub__(self, other: Usage) -> Usage:
+        """What was spent between two running totals: ``later - earlier``.
+
+        Counters and cost never go below zero (a total replaced by a smaller one spent
+        nothing); ``priced`` is the later total's, so an unpriced part stays flagged.
+        """
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            input_tokens=max(0, self.input_tokens - other.input_tokens),
+            output_tokens=max(0, self.output_tokens - other.output_tokens),
+            cache_read_input_tokens=max(
+                0, self.cache_read_input_tokens - other.cache_read_input_tokens
+            ),
+            cache_creation_input_tokens=max(
+                0, self.cache_creation_input_tokens - other.cache_creation_input_tokens
+            ),
+            estimated_cost_cents=max(0.0, self.estimated_cost_cents - other.estimated_cost_cents),
+            priced=self.priced,
+        )
+
     def merge(self, raw: dict[str, Any]) -> Usage:
         """Add a provider's usage mapping; missing keys count as 0."""
         def count(key: str) -> int:

@@ -1,8 +1,12 @@
-"""CPU cost of one agent turn through alloy_nb versus hand-written httpx code doing the same
+"""CPU cost of one agent run through alloy_nb versus hand-written httpx code doing the same
 requests, per protocol, streaming and not. The fake server runs in a child process, so
 ``time.process_time`` here counts the client side only.
 
-    .venv/bin/python benchmarks/bench_providers.py [--turns 200] [--repeat 3]
+Method: per case one untimed warm-up of each side, then ``--repeat`` interleaved
+repetitions (alloy then httpx, httpx then alloy, ...; ``--turns`` runs each); the ratio is
+median(alloy) / median(httpx), with the range of the per-repetition ratios beside it.
+
+    .venv/bin/python benchmarks/bench_providers.py [--turns 100] [--repeat 15]
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -94,15 +99,19 @@ async def raw_turns(
 # ----------------------------------------------------------------- alloy_nb
 
 
+#: ``--listener``: an ``on_event`` callback too, so every event (each delta included) is built.
+_OPTIONS: dict[str, Any] = {}
+
+
 async def alloy_turns(p: Provider, n: int, stream: bool) -> str:
     text = ""
     for _ in range(n):
         if stream:
             result = await astream(
-                "What is the answer?", lambda chunk: None, provider=p, max_retries=0
+                "What is the answer?", lambda chunk: None, provider=p, max_retries=0, **_OPTIONS
             )
         else:
-            result = await arun("What is the answer?", provider=p, max_retries=0)
+            result = await arun("What is the answer?", provider=p, max_retries=0, **_OPTIONS)
         text = result.text
     return text
 
@@ -115,48 +124,72 @@ def cpu(fn: Callable[[], str]) -> tuple[float, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--turns", type=int, default=200)
+    ap.add_argument("--turns", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--protocol", choices=PROTOCOLS, action="append",
+                    help="only these protocols (repeatable; default all)")
+    ap.add_argument("--listener", action="store_true",
+                    help="give alloy_nb runs an on_event listener (events are then built)")
     args = ap.parse_args()
+    if args.listener:
+        _OPTIONS["on_event"] = lambda event: None
     n, w = args.turns, args.warmup
+    protocols = tuple(args.protocol or PROTOCOLS)
     per_case = 2 * (n * args.repeat + w)
     server = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(per_case * len(PROTOCOLS) * 2), ANSWER],
+        [sys.executable, "-c", _SERVER, str(per_case * len(protocols) * 2), ANSWER],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         url = server.stdout.readline().strip()  # type: ignore[union-attr]
-        print(f"{n} turns per case, best of {args.repeat}; fake server at {url} (own process)\n")
-        print(f"{'protocol':<18}{'mode':<8}{'alloy ms/turn':>15}{'httpx ms/turn':>15}{'ratio':>8}")
-        ratios = []
-        for protocol in PROTOCOLS:
+        print(f"{n} runs per repetition, {args.repeat} interleaved repetitions, ratio of "
+              f"medians; fake server at {url} (own process)"
+              f"{'; alloy runs with an on_event listener' if args.listener else ''}\n")
+        print(f"{'protocol':<18}{'mode':<8}{'alloy ms/run':>14}{'httpx ms/run':>14}"
+              f"{'ratio':>8}{'  (range)':<14}")
+        ratios: dict[tuple[str, bool], float] = {}
+        for protocol in protocols:
             for stream in (False, True):
                 p = provider(protocol, url)
                 body = p.build_body(
                     ProviderRequest(messages=[user("What is the answer?")]), stream=stream
                 )  # type: ignore[attr-defined]
                 call = p._call()  # type: ignore[attr-defined]
-                asyncio.run(alloy_turns(p, w, stream))
+                asyncio.run(alloy_turns(p, w, stream))  # warm-up, untimed
                 asyncio.run(raw_turns(protocol, call.url, body, call.headers, w, stream))
-                a = r = float("inf")
-                for _ in range(args.repeat):  # best of N: the least disturbed measurement
-                    ta, a_text = cpu(lambda p=p, s=stream: asyncio.run(alloy_turns(p, n, s)))
-                    tr, r_text = cpu(
-                        lambda pr=protocol, c=call, b=body, s=stream: asyncio.run(
-                            raw_turns(pr, c.url, b, c.headers, n, s)
-                        )
-                    )
-                    a, r = min(a, ta), min(r, tr)
-                assert a_text == r_text == ANSWER, (a_text, r_text)
-                ratios.append(a / r)
+                alloy_s: list[float] = []
+                raw_s: list[float] = []
+                for rep in range(args.repeat):  # interleaved: both sides see the same load
+                    def side_a(p: Provider = p, s: bool = stream) -> str:
+                        return asyncio.run(alloy_turns(p, n, s))
+
+                    def side_r(pr: str = protocol, c: Any = call, b: dict = body,
+                               s: bool = stream) -> str:
+                        return asyncio.run(raw_turns(pr, c.url, b, c.headers, n, s))
+
+                    if rep % 2:  # alternate which side goes first, so drift cancels out
+                        tr, r_text = cpu(side_r)
+                        ta, a_text = cpu(side_a)
+                    else:
+                        ta, a_text = cpu(side_a)
+                        tr, r_text = cpu(side_r)
+                    assert a_text == r_text == ANSWER, (a_text, r_text)
+                    alloy_s.append(ta)
+                    raw_s.append(tr)
+                a, r = statistics.median(alloy_s), statistics.median(raw_s)
+                ratios[protocol, stream] = a / r
+                each = [x / y for x, y in zip(alloy_s, raw_s, strict=True)]
                 mode = "stream" if stream else "json"
                 ms_a, ms_r = a / n * 1000, r / n * 1000
-                print(f"{protocol:<18}{mode:<8}{ms_a:>15.3f}{ms_r:>15.3f}{a / r:>8.2f}")
-        ratios += bench_gemini(n, w, args.repeat)
-        print(f"\nworst ratio {max(ratios):.2f} (target <= 1.5)")
+                spread = f"  ({min(each):.2f}-{max(each):.2f})"
+                print(f"{protocol:<18}{mode:<8}{ms_a:>14.3f}{ms_r:>14.3f}{a / r:>8.2f}{spread}")
+        ratios.update(bench_gemini(n, w, args.repeat))
+        chat = [v for (pr, _), v in ratios.items() if pr == "openai-chat"]
+        worst_chat = f"; chat completions worst {max(chat):.2f}" if chat else ""
+        print(f"\nworst ratio {max(ratios.values()):.2f}{worst_chat} (target <= 1.25)")
     finally:
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(timeout=10)
@@ -188,16 +221,17 @@ async def _gemini_raw_turns(url: str, body: dict, headers: dict, n: int, stream:
     return text
 
 
-def bench_gemini(n: int, w: int, repeat: int) -> list[float]:
-    """The Gemini rows, on a fake server of their own; returns the two ratios."""
-    per_mode = n * repeat + w
+def bench_gemini(n: int, w: int, repeat: int) -> dict[tuple[str, bool], float]:
+    """The Gemini rows, on a fake server of their own, measured like the others (untimed
+    warm-up, interleaved repetitions, ratio of medians); returns the two ratios."""
+    per_mode = n * repeat * 2 + w * 2
     server = subprocess.Popen(
         [sys.executable, "-c", _SERVER, str(4 * per_mode), ANSWER],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    ratios = []
+    ratios: dict[tuple[str, bool], float] = {}
     try:
         url = server.stdout.readline().strip()  # type: ignore[union-attr]
         for stream in (False, True):
@@ -205,21 +239,33 @@ def bench_gemini(n: int, w: int, repeat: int) -> list[float]:
             request = ProviderRequest(messages=[user("What is the answer?")])
             body = p.build_body(request, stream=stream)
             call = p._call_for(stream)
-            asyncio.run(alloy_turns(p, w, stream))
+            asyncio.run(alloy_turns(p, w, stream))  # warm-up, untimed
             asyncio.run(_gemini_raw_turns(call.url, body, call.headers, w, stream))
-            a = r = float("inf")
-            for _ in range(repeat):
-                ta, a_text = cpu(lambda p=p, s=stream: asyncio.run(alloy_turns(p, n, s)))
-                tr, r_text = cpu(
-                    lambda c=call, b=body, s=stream: asyncio.run(
-                        _gemini_raw_turns(c.url, b, c.headers, n, s)
-                    )
-                )
-                a, r = min(a, ta), min(r, tr)
-            assert a_text == r_text == ANSWER, (a_text, r_text)
-            ratios.append(a / r)
+            alloy_s: list[float] = []
+            raw_s: list[float] = []
+            for rep in range(repeat):
+                def side_a(p: Provider = p, s: bool = stream) -> str:
+                    return asyncio.run(alloy_turns(p, n, s))
+
+                def side_r(c: Any = call, b: dict = body, s: bool = stream) -> str:
+                    return asyncio.run(_gemini_raw_turns(c.url, b, c.headers, n, s))
+
+                if rep % 2:
+                    tr, r_text = cpu(side_r)
+                    ta, a_text = cpu(side_a)
+                else:
+                    ta, a_text = cpu(side_a)
+                    tr, r_text = cpu(side_r)
+                assert a_text == r_text == ANSWER, (a_text, r_text)
+                alloy_s.append(ta)
+                raw_s.append(tr)
+            a, r = statistics.median(alloy_s), statistics.median(raw_s)
+            ratios["gemini", stream] = a / r
+            each = [x / y for x, y in zip(alloy_s, raw_s, strict=True)]
             mode = "stream" if stream else "json"
-            print(f"{'gemini':<18}{mode:<8}{a / n * 1000:>15.3f}{r / n * 1000:>15.3f}{a / r:>8.2f}")
+            spread = f"  ({min(each):.2f}-{max(each):.2f})"
+            print(f"{'gemini':<18}{mode:<8}{a / n * 1000:>14.3f}{r / n * 1000:>14.3f}"
+                  f"{a / r:>8.2f}{spread}")
     finally:
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(timeout=10)

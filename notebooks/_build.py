@@ -2,10 +2,13 @@
 
 Run ``python notebooks/_build.py`` after editing: it rewrites every notebook with no
 outputs, kernelspec python3 and stable cell ids, so a rebuild only shows real changes.
+The files are byte-for-byte what Jupyter itself saves (nbformat 4.5, the kernel's
+``language_info``, cell ids, trailing newline), so opening one does not mark it modified.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from textwrap import dedent
@@ -17,6 +20,19 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+# Exactly what ipykernel reports in kernel_info: JupyterLab writes it into the notebook when
+# the kernel starts and marks the notebook modified if it differs. The Python version is the
+# project's reference interpreter; on another one Jupyter updates that one field on open.
+REFERENCE_PYTHON = "3.11.7"
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+    "version": REFERENCE_PYTHON,
+}
 
 
 def md(text: str) -> NotebookNode:
@@ -212,7 +228,7 @@ def quickstart() -> list[NotebookNode]:
         ),
         code(
             """
-            print(answer.text)
+            display(Markdown(answer.text))  # answers are Markdown: let Jupyter render them
             print(answer.status, "after", answer.turns, "turn(s)")
             print(len(answer.messages), "messages in the conversation so far")
             """
@@ -251,19 +267,29 @@ def quickstart() -> list[NotebookNode]:
         code(
             """
             follow_up = alloy.run("And 4 * 10?", provider=provider, messages=result.messages)
-            print(follow_up.text)
+            display(Markdown(follow_up.text))
             print(len(follow_up.messages), "messages in the history")
             """
         ),
         code(
             """
-            streamed = alloy.stream(
-                "Use add on 20 and 22.",
-                lambda chunk: print(chunk, end="", flush=True),
-                provider=provider,
-                tools=[add],
-            )
-            print()
+            import time
+
+            # Show the Markdown as it streams: one display, updated in place at most ten
+            # times a second (an update per chunk would flood the browser on long answers).
+            live = display(Markdown("…"), display_id=True)
+            so_far, last = [], [0.0]
+
+
+            def show(chunk):
+                so_far.append(chunk)
+                if time.monotonic() - last[0] > 0.1:
+                    live.update(Markdown("".join(so_far)))
+                    last[0] = time.monotonic()
+
+
+            streamed = alloy.stream("Use add on 20 and 22.", show, provider=provider, tools=[add])
+            live.update(Markdown("".join(so_far)))  # the complete answer
             print([call.name for call in streamed.tool_calls])
             """
         ),
@@ -292,9 +318,10 @@ def quickstart() -> list[NotebookNode]:
         ),
         md(
             """
-            Press **Stop** above, or stop it from code with `%alloy cancel slow`. `await job`
-            waits for the `Result`; a stopped run ends with status `cancelled` and a history
-            that is still valid.
+            Press **Stop** above, or stop it from code with `%alloy cancel slow`: the next cell
+            does that **on purpose**, so with Run All this one answer ends early, marked
+            interrupted. `await job` waits for the `Result`; a stopped run ends with status
+            `cancelled` and a history that is still valid.
             """
         ),
         code(
@@ -302,6 +329,7 @@ def quickstart() -> list[NotebookNode]:
             import asyncio
 
             await asyncio.sleep(1)  # it streams meanwhile: the kernel is free while we wait
+            # Stop it on purpose, to show stopping from code (its answer is cut short by design).
             %alloy cancel slow
             """
         ),
@@ -408,7 +436,7 @@ def data_assistant() -> list[NotebookNode]:
             )
             """
         ),
-        code("print(result.text)"),
+        code("Markdown(result.text)  # the answer, rendered"),
         md(
             """
             ## Check the answer yourself
@@ -470,8 +498,7 @@ def data_assistant() -> list[NotebookNode]:
             )
             print(*approvals, sep="\\n")
             print("penguins still defined:", "penguins" in globals())
-            print()
-            print(result.text[:700])
+            Markdown(result.text)
             """
         ),
     ]
@@ -538,7 +565,7 @@ def tools_and_middleware() -> list[NotebookNode]:
                 result = alloy.run(prompt, provider=provider, tools=[convert_grams])
                 for call in result.tool_calls:
                     print(call.name, call.input, "->", call.error or "ok")
-                print(result.text, end="\\n\\n")
+                display(Markdown(result.text))
             """
         ),
         md(
@@ -552,22 +579,25 @@ def tools_and_middleware() -> list[NotebookNode]:
         ),
         code(
             """
+            import tempfile
             from pathlib import Path
 
             from alloy_nb.tools.core import Edit, Read, Write
 
-            sandbox = Path("sandbox")
-            sandbox.mkdir(exist_ok=True)
+            # Scratch files go to a temporary folder, never next to this notebook.
+            scratch = Path(tempfile.mkdtemp(prefix="alloy_nb_tools_"))
+            sandbox = scratch / "sandbox"
+            sandbox.mkdir()
             (sandbox / "notes.txt").write_text("Gentoo penguins are the fastest swimmers.\\n")
-            Path("secret.txt").write_text("outside the sandbox\\n")
+            (scratch / "secret.txt").write_text("outside the sandbox\\n")
 
             result = alloy.run(
                 'Use the read tool on "notes.txt" and tell me what it says.',
                 provider=provider,
                 tools=[Read, Write, Edit],
-                working_directory="sandbox",
+                working_directory=sandbox,
             )
-            print(result.text)
+            Markdown(result.text)
             """
         ),
         code(
@@ -577,7 +607,7 @@ def tools_and_middleware() -> list[NotebookNode]:
                 "and report what happens.",
                 provider=provider,
                 tools=[Read],
-                working_directory="sandbox",
+                working_directory=sandbox,
             )
             for call in escape.tool_calls:
                 print(call.name, call.input, "->", call.error)
@@ -621,7 +651,7 @@ def tools_and_middleware() -> list[NotebookNode]:
                 "If it is blocked, report that and stop: do not try any other command.",
                 provider=provider,
                 tools=[Bash],
-                working_directory="sandbox",
+                working_directory=sandbox,
                 middleware=[NoDelete()],
                 max_turns=3,  # a belt for the braces: a real model gets few chances to retry
             )
@@ -759,8 +789,7 @@ def sessions() -> list[NotebookNode]:
             """
             r1 = session.chat("Hello! Can you help me with sums?")
             r2 = session.chat("Use add to add 144 and 6.")
-            print(r1.text[:120], "...")
-            print(r2.text)
+            display(Markdown(r1.text), Markdown(r2.text))
             print(len(session.messages), "messages;", [c.name for c in r2.tool_calls])
             """
         ),
@@ -787,6 +816,7 @@ def sessions() -> list[NotebookNode]:
             request_id = slow.send_message("Write a long essay about penguins.", streaming=True)
             print("sent", request_id)
             await asyncio.sleep(1)
+            # Stop it on purpose, to show cancel_request (its answer is cut short by design).
             print("cancelled:", slow.cancel_request(request_id))
             """
         ),
@@ -816,6 +846,7 @@ def sessions() -> list[NotebookNode]:
         code(
             """
             await asyncio.sleep(0.5)
+            # Stop it on purpose, to show stopping from code (its answer is cut short by design).
             %alloy cancel slow
             story = await job
             print(story.status)
@@ -829,7 +860,9 @@ def sessions() -> list[NotebookNode]:
             total (a result from a session carries it too) and `result.run_usage` one
             request's share. The cost is estimated from known model prices (a model with no
             known price says "unpriced" rather than pretending); the offline demo runs
-            locally and costs $0. `%alloy usage` lists the runs of `%%alloy` cells.
+            locally and costs nothing. `%alloy usage` tabulates every request made in this
+            kernel, per session, provider and model: `%%alloy` cells, `session.chat()` and
+            `send_message` from Python, the chat box, and the stopped runs too.
             """
         ),
         code(
@@ -999,7 +1032,7 @@ def teaching() -> list[NotebookNode]:
         ),
         code(
             """
-            print(result.text)
+            Markdown(result.text)  # the final answer, rendered as Markdown
             """
         ),
         md(
@@ -1027,7 +1060,7 @@ def teaching() -> list[NotebookNode]:
                 on_event=scripted_events.append,
             )
             timeline(scripted_events)
-            print(scripted.text)
+            Markdown(scripted.text)
             """
         ),
         md(
@@ -1056,7 +1089,7 @@ def build(name: str, cells: list[NotebookNode]) -> NotebookNode:
     nb = new_notebook(cells=cells)
     nb.metadata = {
         "kernelspec": dict(KERNELSPEC),
-        "language_info": {"name": "python"},
+        "language_info": json.loads(json.dumps(LANGUAGE_INFO)),  # a deep copy
     }
     stem = name.split("_", 1)[0]
     for i, cell in enumerate(nb.cells):

@@ -75,3 +75,16 @@ def test_events_are_frozen_and_ids_random() -> None:
     with pytest.raises(Exception, match="frozen"):
         ev.seq = 5  # type: ignore[misc]
     assert new_id() != new_id() and len(new_id(16)) == 22
+
+
+def test_emit_delta_numbers_events_the_same_with_or_without_listeners() -> None:
+    """Per-delta events are built only when someone listens; seq must not depend on it."""
+    got: list[Event] = []
+    heard, silent = Emitter("c", [got.append]), Emitter("c")
+    for e in (heard, silent):
+        e.emit("turn_start", {}, turn=1)
+        e.emit_delta("text_delta", "a", turn=1)
+        e.emit_delta("thinking_delta", "b", turn=1)
+    assert [(ev.event, ev.payload, ev.seq, ev.turn) for ev in got] == [
+        ("turn_start", {}, 1, 1), ("text_delta", "a", 2, 1), ("thinking_delta", "b", 3, 1)]
+    assert silent.emit("done", None).seq == heard.emit("done", None).seq == 4

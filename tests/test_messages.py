@@ -166,3 +166,34 @@ def test_repair_is_valid_and_idempotent_on_random_histories() -> None:
         assert _is_valid_history(fixed), history
         assert repair_history(fixed) == fixed, history
         assert [Message.model_validate_json(m.model_dump_json()) for m in fixed] == fixed
+
+
+def test_prompt_message_is_the_one_prompt_normalisation() -> None:
+    import pytest
+
+    from alloy_nb.errors import ConfigError
+    from alloy_nb.messages import prompt_message
+
+    assert prompt_message("hi") == user("hi")
+    mine = assistant("earlier answer")
+    assert prompt_message(mine) is mine
+    assert prompt_message(None) is None
+    with pytest.raises(ConfigError, match="prompt must be a str, a Message or None, got dict"):
+        prompt_message({"role": "user"})  # type: ignore[arg-type]
+
+
+def test_run_and_session_reject_a_bad_prompt_with_the_same_message() -> None:
+    import pytest
+
+    import alloy_nb as alloy
+    from alloy_nb.errors import ConfigError
+    from alloy_nb.providers.scripted import Scripted
+
+    with pytest.raises(ConfigError) as one:
+        alloy.run(42, provider=Scripted(["x"]))  # type: ignore[arg-type]
+    session = alloy.Session(provider=Scripted(["x"]))
+    with pytest.raises(ConfigError) as two:
+        session.chat(42)  # type: ignore[arg-type]
+    assert str(one.value) == str(two.value) == (
+        "the prompt must be a str, a Message or None, got int")
+    assert session.messages == []  # nothing was recorded

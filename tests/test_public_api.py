@@ -12,6 +12,7 @@ API_NAMES = {
     "Middleware", "Halt", "Block", "EditCall", "AgentError", "Busy", "QueueFull", "ProviderError",
     "ToolError", "ConfigError", "Compaction", "tool", "Tool", "ToolResult",
     "load_ipython_extension", "unload_ipython_extension",
+    "map", "amap",
 }
 API_NAMES |= {"SessionFileError"}  # API.md, second round (issue 9)
 

@@ -46,3 +46,23 @@ def test_unpriced_is_honest() -> None:
     assert partly.cost_label.startswith("≥ $3.0000")
     assert str(Usage(input_tokens=1234, output_tokens=5).with_cost(3, 15)).startswith(
         "1,234 in / 5 out tokens, $")
+
+
+def test_sub_is_what_was_spent_between_two_totals() -> None:
+    before = Usage(input_tokens=10, output_tokens=5, cache_read_input_tokens=2,
+                   cache_creation_input_tokens=1, estimated_cost_cents=1.0)
+    spent = Usage(input_tokens=7, output_tokens=3, cache_read_input_tokens=4,
+                  cache_creation_input_tokens=6, estimated_cost_cents=0.25, priced=False)
+    after = before + spent
+    assert after - before == spent  # every field, priced included (the later total's)
+    assert (after - before).priced is False
+    assert before - before == Usage()
+
+
+def test_sub_never_goes_below_zero_and_rejects_other_types() -> None:
+    small, big = Usage(input_tokens=1, estimated_cost_cents=0.1), Usage(
+        input_tokens=5, output_tokens=2, cache_read_input_tokens=3,
+        cache_creation_input_tokens=4, estimated_cost_cents=1.0)
+    assert small - big == Usage()
+    with pytest.raises(TypeError):
+        _ = small - 3  # type: ignore[operator]

@@ -47,6 +47,7 @@ class AgentConfig(BaseModel):
     max_budget_cents: float | None = Field(None, ge=0)
     fallback_providers: list[Any] = Field(default_factory=list)
     on_event: Callable[[Any], Any] | None = None
+    output_type: Any = None
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @classmethod
@@ -69,6 +70,7 @@ class AgentConfig(BaseModel):
         if until is not None and until not in {t.name for t in opts["tools"]}:
             names = ", ".join(t.name for t in opts["tools"]) or "none"
             raise ConfigError(f"until_tool={until!r} is not one of the tools (tools: {names})")
+        _check_output_type(opts)
         opts["middleware"] = _resolve_middleware(opts.get("middleware") or [])
         opts["compaction"] = _resolve_compaction(opts.get("compaction"))
         if opts.get("on_event") is not None and not callable(opts["on_event"]):
@@ -116,12 +118,29 @@ class AgentConfig(BaseModel):
     def tools_by_name(self) -> dict[str, Any]:
         return self._tool_index()[1]
 
+    @property
+    def output_spec(self) -> Any:
+        """The ``output.OutputSpec`` of ``output_type`` (None without one), built once."""
+        cached = self._cache.get("output")
+        if cached is None or cached[0] is not self.output_type:
+            from alloy_nb.output import output_spec
+
+            cached = (self.output_type, output_spec(self.output_type))
+            self._cache["output"] = cached
+        return cached[1]
+
     def _tool_index(self) -> tuple[list[ToolDefinition], dict[str, Any]]:
         # keyed by the list's identity: model_copy(update={"tools": ...}) must not go stale
         cached = self._cache.get("tools")
-        if cached is None or cached[0] is not self.tools:
-            cached = (self.tools, [_definition(t) for t in self.tools],
-                      {t.name: t for t in self.tools})
+        if cached is None or cached[0] is not self.tools or cached[3] is not self.output_type:
+            tools = list(self.tools)
+            spec = self.output_spec
+            if spec is not None:  # output_type: the final_result tool comes last
+                from alloy_nb.output import FinalResultTool
+
+                tools.append(FinalResultTool(spec))
+            cached = (self.tools, [_definition(t) for t in tools],
+                      {t.name: t for t in tools}, self.output_type)
             self._cache["tools"] = cached
         return cached[1], cached[2]
 
@@ -248,6 +267,20 @@ def _resolve_tools(tools: Any) -> list[Any]:
     if dupes:
         raise ConfigError(f"two tools share the name {dupes[0]!r}; tool names must be unique")
     return out
+
+
+def _check_output_type(opts: dict[str, Any]) -> None:
+    """Fail at configuration time for a type pydantic cannot describe or a name clash."""
+    if opts.get("output_type") is None:
+        return
+    from alloy_nb.output import FINAL_RESULT, output_spec
+
+    output_spec(opts["output_type"])
+    if any(t.name == FINAL_RESULT for t in opts["tools"]):
+        raise ConfigError(
+            f"a tool is named {FINAL_RESULT!r}, which output_type reserves for the final "
+            "answer; rename that tool"
+        )
 
 
 def _resolve_middleware(items: Any) -> list[Any]:

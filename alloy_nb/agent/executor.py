@@ -12,6 +12,8 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ from alloy_nb.messages import ToolResultBlock, ToolUseBlock
 from alloy_nb.middleware import Block, EditCall, Halt, run_before_tool_call
 from alloy_nb.result import ToolCall
 from alloy_nb.state import AgentState
+from alloy_nb.tools import _wait
 from alloy_nb.tools.base import ToolResult
 
 __all__ = ["ToolExit", "execute_tools", "in_daemon_thread", "tool_context", "truncate_result"]
@@ -82,20 +85,101 @@ def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) 
         future.set_result(value)
 
 
+_Job = Callable[[], "Callable[[], None] | None"]
+
+
+class _ToolThreads:
+    """An elastic pool of daemon threads for sync tools.
+
+    A call goes to an idle worker when there is one, else to a new thread, so a worker
+    held by an abandoned (stuck) tool never delays a later call: the pool simply grows
+    past it, as the old thread-per-call code did, but without paying a thread start per
+    call. At most ``max_idle`` workers wait for work, each for ``idle_s`` at most.
+    Daemon threads never block interpreter exit; a stuck worker is only ever abandoned.
+
+    Invariant (under ``_lock``): ``_idle`` == workers waiting (or about to wait) on
+    ``_jobs`` minus the jobs queued in it, so every queued job has a worker to take it.
+    """
+
+    def __init__(self, max_idle: int = 8, idle_s: float = 60.0) -> None:
+        self.max_idle = max_idle
+        self.idle_s = idle_s
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh state; also run in a forked child, where the parent's workers do not exist."""
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._idle = 0
+        self._started = 0
+
+    def submit(self, job: _Job) -> None:
+        """Run ``job`` (which must not raise) on a pooled thread; never waits.
+
+        ``job`` may return a ``deliver`` callable: it runs once the worker already counts
+        as idle, so the caller woken by it finds the worker free for its next call.
+        """
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+                self._jobs.put(job)
+                return
+            self._started += 1
+            number = self._started
+        thread = threading.Thread(
+            target=self._work, args=(job,), name=f"alloy_nb-tool-{number}", daemon=True
+        )
+        thread.start()
+
+    def _work(self, job: _Job) -> None:
+        jobs = self._jobs
+        next_job: _Job | None = job
+        while next_job is not None:
+            deliver = next_job()
+            with self._lock:
+                stay = self._jobs is jobs and self._idle < self.max_idle  # else: enough wait
+                if stay:
+                    self._idle += 1
+            if deliver is not None:
+                try:
+                    deliver()
+                except Exception:  # never die while counted idle: a queued job would starve
+                    log.exception("delivering a tool's outcome failed")
+            next_job = self._next(jobs) if stay else None
+
+    def _next(self, jobs: queue.SimpleQueue[_Job]) -> _Job | None:
+        """Wait, counted idle, for the next job; None: this worker should end."""
+        try:
+            return jobs.get(timeout=self.idle_s)
+        except queue.Empty:
+            with self._lock:
+                try:  # a job was queued for "some idle worker" just as we timed out: take it
+                    return jobs.get_nowait()
+                except queue.Empty:
+                    self._idle -= 1
+                    return None
+
+
+_threads = _ToolThreads()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_threads._reset)
+
+
 async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` on a fresh daemon thread and await its outcome.
+    """Run ``fn(*args)`` on a pooled daemon thread and await its outcome.
 
     Not ``asyncio.to_thread``: a sync tool that never returns would hold a slot of the
     loop's default executor forever, and ``asyncio.run`` (or interpreter exit) waits for
-    that executor, so one stuck tool would hang the caller after the run had ended. A
-    daemon thread is simply abandoned. ``SystemExit``/``KeyboardInterrupt`` raised in
-    the thread arrive as ``ToolExit`` (a plain exception) so they cannot stop the loop.
+    that executor, so one stuck tool would hang the caller after the run had ended. The
+    pool (``_ToolThreads``) abandons such a thread and starts another for the next call.
+    ``SystemExit``/``KeyboardInterrupt`` raised in the thread arrive as ``ToolExit`` (a
+    plain exception) so they cannot stop the loop.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     ctx = contextvars.copy_context()
 
-    def work() -> None:
+    def work() -> Callable[[], None]:
         value: Any = None
         error: BaseException | None = None
         try:
@@ -105,11 +189,14 @@ async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: not the loop's to die of
             error = ToolExit(exc)
             error.__cause__ = exc
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_settle, future, value, error)
 
-    name = f"alloy_nb-tool-{getattr(fn, '__qualname__', 'call')}"
-    threading.Thread(target=work, name=name[:60], daemon=True).start()
+        def deliver() -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, future, value, error)
+
+        return deliver
+
+    _threads.submit(work)
     return await future
 
 
@@ -160,14 +247,18 @@ class _Batch:
         return self.emitter.emit("tool_start", payload, turn=self.turn).seq
 
     def _finish(self, call: ToolUseBlock, start_seq: int | None, started: float,
-                result: ToolResult) -> _Outcome:
-        duration_ms = max(0, int((time.monotonic() - started) * 1000)) if started else 0
+                result: ToolResult, clock: _wait.Clock | None = None) -> _Outcome:
+        waited = clock.waited() if clock is not None else 0.0  # a person's time, not the tool's
+        duration_ms = max(0, int((time.monotonic() - started - waited) * 1000)) if started else 0
         error = result.content if result.is_error else None
-        end = self.emitter.emit("tool_end", {
+        payload = {
             "id": call.id, "name": call.name, "input": call.input,
             "duration_ms": duration_ms, "error": error, "start_event_seq": start_seq,
             "result": result.content,
-        }, turn=self.turn)
+        }
+        if int(waited * 1000):
+            payload["wait_ms"] = int(waited * 1000)
+        end = self.emitter.emit("tool_end", payload, turn=self.turn)
         block = ToolResultBlock(
             tool_use_id=call.id, content=result.content, is_error=result.is_error
         )
@@ -175,16 +266,25 @@ class _Batch:
             id=call.id, name=call.name, input=dict(call.input), duration_ms=duration_ms,
             error=error, correlation_id=self.emitter.correlation_id,
             start_event_seq=start_seq, end_event_seq=end.seq, structured_data=result.data,
+            wait_ms=int(waited * 1000),
         )
         return block, meta
 
-    async def _bounded(self, coro: Any) -> Any:
-        """Await ``coro`` for at most ``tool_timeout_ms`` (a tool's own TimeoutError is
-        a crash, not our timeout). Cancelled work gets a short grace to clean up."""
+    async def _bounded(self, coro: Any, clock: _wait.Clock | None = None) -> Any:
+        """Await ``coro`` for at most ``tool_timeout_ms`` of its own time (a person's wait
+        on ``clock`` does not count; a tool's own TimeoutError is a crash, not our
+        timeout). Cancelled work gets a short grace to clean up."""
         task = asyncio.ensure_future(coro)
         task.add_done_callback(_retrieve)
+        started = time.monotonic()
+        left = self.timeout_s
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.timeout_s)
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=left)
+                waited = clock.waited() if clock is not None else 0.0
+                left = self.timeout_s - (time.monotonic() - started - waited)
+                if done or left <= 0:
+                    break
         except asyncio.CancelledError:
             task.cancel()  # the run was cancelled: stop the tool, do not wait for it
             raise
@@ -206,8 +306,11 @@ class _Batch:
         if tool is None:
             result = ToolResult(content=f"Unknown tool: {call.name}", is_error=True)
             return self._finish(call, start, started, result)
+        clock = None
         try:
-            out = await self._bounded(_invoke(tool, dict(call.input or {}), dict(self.context)))
+            with _wait.tracking() as clock:  # the tool's task inherits it
+                out = await self._bounded(
+                    _invoke(tool, dict(call.input or {}), dict(self.context)), clock)
             result = _as_result(tool, out)
         except _TimedOut:
             ms = self.config.tool_timeout_ms
@@ -226,7 +329,7 @@ class _Batch:
         limit = getattr(tool, "max_result_chars", None)
         if limit and len(result.content) > limit:
             result = result.model_copy(update={"content": truncate_result(result.content, limit)})
-        return self._finish(call, start, started, result)
+        return self._finish(call, start, started, result, clock)
 
 
 async def execute_tools(

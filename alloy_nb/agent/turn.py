@@ -97,6 +97,7 @@ class _Loop:
         self.unpriced_warned = False
         self.partial: list[str] = []  # text streamed in the turn now running
         self.meter: UsageMeter | None = None  # usage of replies that never completed
+        self.output_misses = 0  # output_type: turns without a valid final_result
         self.deadline = time.monotonic() + config.timeout_ms / 1000 - DEADLINE_HEADROOM_S
         state.config = config
         if config.context:
@@ -209,7 +210,7 @@ class _Loop:
         return completion, provider
 
     def _delta_sink(self, turn: int) -> Callable[[DeltaKind, str], None]:
-        emit, on_chunk = self.emitter.emit, self.on_chunk
+        emit, on_chunk = self.emitter.emit_delta, self.on_chunk
 
         partial = self.partial
         partial.clear()
@@ -278,9 +279,44 @@ class _Loop:
         blocks, metas = outcome
         state.messages.append(tool_results(blocks))
         state.tool_calls.extend(metas)
-        return await self._hook("after_tool_execution")
+        if not await self._hook("after_tool_execution"):
+            return False
+        return self._final_result(metas)
+
+    def _final_result(self, metas: list[Any]) -> bool:
+        """output_type: a valid ``final_result`` ends the run now (no extra model turn);
+        too many invalid ones end it with an error. True to go round again."""
+        spec = self.config.output_spec
+        if spec is None:
+            return True
+        from alloy_nb.output import FINAL_RESULT
+
+        for meta in metas:
+            if meta.name == FINAL_RESULT and meta.error is None:
+                self.state.output = meta.structured_data
+                return self._end("completed")
+        failed = [m for m in metas if m.name == FINAL_RESULT]
+        if failed:
+            return self._output_miss(failed[-1].error or "invalid arguments")
+        return True
+
+    def _output_miss(self, why: str) -> bool:
+        """Count one missed final answer; past the retries the run fails (typed error)."""
+        from alloy_nb.output import OUTPUT_ERROR_PREFIX, OUTPUT_RETRIES
+
+        self.output_misses += 1
+        if self.output_misses <= OUTPUT_RETRIES:
+            return True
+        return self._end("error", f"{OUTPUT_ERROR_PREFIX} after {OUTPUT_RETRIES} retries: {why}")
 
     async def _end_turn(self) -> bool:
+        if self.config.output_spec is not None:  # a plain answer is not the final result
+            from alloy_nb.output import FINAL_RESULT
+
+            if not self._output_miss("the model answered without calling final_result"):
+                return False
+            self.state.messages.append(user(CONTINUATION_PROMPT.format(tool=FINAL_RESULT)))
+            return True
         target = self.config.until_tool
         if target and not any(c.name == target and c.error is None for c in self.state.tool_calls):
             self.state.messages.append(user(CONTINUATION_PROMPT.format(tool=target)))

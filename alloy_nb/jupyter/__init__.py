@@ -30,6 +30,9 @@ def load_ipython_extension(ip: Any) -> None:
     ip.register_magics(magics)
     register_formatters(ip, chat=lambda session: magics.controller.chat(session))
     _loaded[id(ip)] = magics
+    from alloy_nb.batch import set_notebook_reporter
+
+    set_notebook_reporter(_map_progress)  # alloy.map's progress: a display in the notebook
 
 
 def unload_ipython_extension(ip: Any) -> None:
@@ -47,6 +50,16 @@ def unload_ipython_extension(ip: Any) -> None:
             del table["alloy"]
     ip.magics_manager.registry.pop(type(magics).__name__, None)
     unregister_formatters(ip)
+    from alloy_nb.batch import set_notebook_reporter
+
+    set_notebook_reporter(None)
+
+
+def _map_progress(total: int) -> Any:
+    """The notebook display for ``alloy.map`` (loaded on the first map, not at load)."""
+    from alloy_nb.jupyter.batch_progress import make_progress
+
+    return make_progress(total)
 
 
 def controller(shell: Any = None) -> Any:

@@ -1,5 +1,5 @@
 """The notebook's agent state: named sessions, the default provider/tools/system prompt,
-background runs and per-cell usage. ``magics.py`` parses and calls this; so can code.
+background runs and the usage report. ``magics.py`` parses and calls this; so can code.
 
 One ``Controller`` per shell (``alloy_nb.jupyter.controller()``). It builds sessions from
 the public API only and hands runs to ``runner.py`` with a view from ``display.py``.
@@ -11,7 +11,6 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -23,23 +22,11 @@ from alloy_nb.jupyter.approval import POLICIES, Approver
 from alloy_nb.jupyter.display import make_view
 from alloy_nb.jupyter.render import Transcript
 from alloy_nb.result import Result
-from alloy_nb.usage import Usage
 
 __all__ = ["DEFAULT", "TOOL_NAMES", "ControlError", "Controller"]
 
 _ENV_PROVIDERS = (("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-6"),
                   ("OPENAI_API_KEY", "openai:gpt-5.4"))
-
-
-@dataclass(frozen=True)
-class CellUsage:
-    """What one cell's run used."""
-
-    cell: int | None
-    session: str
-    model: str
-    status: str
-    usage: Usage
 
 
 class Controller:
@@ -51,12 +38,12 @@ class Controller:
         self.managed: set[str] = set()  # sessions this controller built (and may rebuild)
         self.approvers: dict[str, Approver] = {}
         self.runs: dict[str, tuple[runner.BackgroundRun, str | None]] = {}
-        self.cells: list[CellUsage] = []
         self.views: dict[str, Any] = {}  # the latest view per session (``.text`` for CI)
         self.provider_spec: Any = None
         self.tool_names: list[str] = []
         self.system: str | None = None
         self.policy = "ask"
+        self.banner_shown = False  # the demo banner is shown once per kernel
 
     # ---- defaults ---------------------------------------------------------------------
 
@@ -69,22 +56,27 @@ class Controller:
                 return spec
         return "demo"
 
-    def set_provider(self, spec: Any) -> str:
-        """Use ``spec`` (``"anthropic:MODEL"``, ``"demo"``, a Provider) from now on."""
+    def set_provider(self, spec: Any, *, command: str | None = None) -> str:
+        """Use ``spec`` (``"anthropic:MODEL"``, ``"demo"``, a Provider) from now on;
+        ``command`` is how the person asked (for errors)."""
         if isinstance(spec, str) and _looks_like_key(spec):
             raise ControlError(
                 "that looks like an API key: never put keys in a notebook (they are saved "
                 "with it). Set ANTHROPIC_API_KEY / OPENAI_API_KEY in the environment instead.")
         provider = _resolve(spec)
+        _require_key(provider, command or f"%alloy provider {_spec_text(spec, provider)}")
         self._all_idle("switch the provider")
         self.provider_spec = spec
         for name in self.managed:
             self.sessions[name].set_model(provider if not isinstance(spec, str) else spec)
+        if getattr(provider, "name", "") == "demo":  # said here, so not again in a cell
+            self.banner_shown = True
+            return f"{_describe(provider)} (offline demo: scripted replies, not a model)"
         return _describe(provider)
 
     def set_model(self, model: str) -> str:
         """Switch model within the current provider (``PREFIX:MODEL`` switches both)."""
-        return self.set_provider(self._model_spec(model))
+        return self.set_provider(self._model_spec(model), command=f"%alloy model {model}")
 
     def _model_spec(self, model: str) -> str:
         if ":" in model or model == "demo":
@@ -157,10 +149,13 @@ class Controller:
             _require_idle(self.sessions[name], name, what)
 
     def banner(self, session: Any) -> str | None:
-        if getattr(session.config.provider, "name", "") != "demo":
+        """The demo banner for the first run (or chat box) on the offline demo provider in
+        this kernel; later runs say it only in their reply's closing note."""
+        if self.banner_shown or getattr(session.config.provider, "name", "") != "demo":
             return None
         from alloy_nb.providers.demo import DEMO_BANNER
 
+        self.banner_shown = True
         return DEMO_BANNER
 
     # ---- running ----------------------------------------------------------------------
@@ -168,7 +163,7 @@ class Controller:
     def ask(self, prompt: str, *, name: str | None = None, background: bool = False,
             stream: bool = True, model: str | None = None, tools: str | None = None,
             max_turns: int | None = None, system: str | None = None,
-            output: str | None = None,
+            output: str | None = None, output_type: Any = None,
             view_factory: Callable[..., Any] | None = None) -> Result | runner.BackgroundRun:
         """Run ``prompt`` in a session and show it in this cell; see ``%%alloy?``."""
         name = name or DEFAULT
@@ -178,7 +173,7 @@ class Controller:
         if not background and session.current_request_id is not None:
             # waiting here would block the very loop the other request may run on
             raise ControlError(f"session {name!r} is busy with another request; wait for it, "
-                               "or stop it with session.cancel()")
+                               f"or stop it with `%alloy cancel {name}`")
         overrides: dict[str, Any] = {}
         if tools is not None:
             overrides["tools"] = build_tools(parse_tools(tools))
@@ -186,9 +181,13 @@ class Controller:
             overrides["max_turns"] = max_turns
         if system is not None:
             overrides["system_prompt"] = system
+        if output_type is not None:
+            overrides["output_type"] = output_type
         spec = self._model_spec(model) if model else None
-        if spec is not None:
-            _resolve(spec)  # fail now, in the cell, not inside the run
+        if spec is not None:  # fail now, in the cell, not inside the run
+            _require_key(_resolve(spec), f"%%alloy --model {model}")
+        else:
+            _require_key(session.config.provider, "%%alloy")
         rid = new_id(16)
         holder: list[runner.BackgroundRun] = []
         view = (view_factory or partial(make_view, shell=self.shell))(
@@ -255,9 +254,8 @@ class Controller:
 
     def _record(self, cell: int | None, name: str, session: Any, result: Result,
                 output: str | None) -> None:
-        usage = getattr(result, "run_usage", None) or result.usage
-        self.cells.append(CellUsage(cell, name, result.model or session.model, result.status,
-                                    usage))
+        """Keep a finished run's Result in ``-o VAR`` (usage is counted by the core's
+        ledger for every request, so nothing is tallied here)."""
         if output:
             self.shell.user_ns[output] = result
 
@@ -266,9 +264,16 @@ class Controller:
         names = [n for n in self.runs if name in (None, "all", n)]
         return [n for n in names if self.runs[n][0].cancel()]
 
-    def usage_report(self, name: str | None = None) -> str:
-        """Tokens and cost per cell, then the total (``%alloy usage``)."""
-        return _display.usage_report(self.cells, name)
+    def usage_report(self, name: str | None = None) -> Any:
+        """Every request of every session in this kernel, per session/provider/model, and
+        the total (``%alloy usage``); a ``_usage.UsageTable`` (text and Markdown)."""
+        from alloy_nb.jupyter._usage import usage_table
+        from alloy_nb.session import Session
+
+        names = {s.id: n for n, s in self.sessions.items()}
+        names.update({v.id: k for k, v in self.shell.user_ns.items()  # the name you typed
+                      if isinstance(v, Session) and not k.startswith("_")})
+        return usage_table(names, name)
 
     def history_text(self, name: str | None = None) -> str:
         """The conversation, one line per block (``%alloy history``)."""
@@ -377,7 +382,34 @@ def _resolve(spec: Any) -> Any:
     try:
         return resolve(spec)
     except ValueError as exc:  # ConfigError is a ValueError
+        if str(exc).startswith(("unknown provider spec", "not a provider spec")):
+            from alloy_nb.providers import PREFIXES
+
+            raise ControlError(  # in magic terms, not the constructor's
+                f"unknown provider {spec!r}: use `%alloy provider demo`, "
+                f"`%alloy provider PREFIX:MODEL` (PREFIX one of {', '.join(PREFIXES)}), "
+                "or `%alloy provider VAR` with a variable holding a provider") from None
         raise ControlError(str(exc)) from None
+
+
+def _require_key(provider: Any, where: str) -> None:
+    """Fail at once, in magic terms, when ``provider`` has no API key to send with."""
+    missing = getattr(provider, "missing_key", None)
+    names = missing() if callable(missing) else ()
+    if not names:
+        return
+    var = names[0]
+    other = f" (or {' / '.join(names[1:])})" if len(names) > 1 else ""
+    raise ControlError(
+        f"{where}: no API key. Set {var}{other} where the kernel runs, or in the notebook "
+        f"without saving the key in it:\n"
+        f"    import os, getpass; os.environ[{var!r}] = getpass.getpass({var + ': '!r})\n"
+        f"then run this cell again (not `%env {var}=...`: it prints the key into the "
+        f"notebook). The provider is unchanged.")
+
+
+def _spec_text(spec: Any, provider: Any) -> str:
+    return spec if isinstance(spec, str) else _describe(provider)
 
 
 def _describe(provider: Any) -> str:

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
+import time
 from typing import Any
 
 __all__ = ["POLICIES", "Approver"]
+
+log = logging.getLogger("alloy_nb")
 
 POLICIES = ("ask", "always", "never")
 _SHOWN_LINES = 40
@@ -43,7 +47,27 @@ class Approver:
             print(f"[alloy] {tool_name} needs approval, but this background run has no "
                   "widgets to ask with; denied. Run the cell without --background to be asked.")
             return self._record(tool_name, False)
-        return self._record(tool_name, _ask_stdin(tool_name, code))
+        return self._record(tool_name, self._ask_blocking(tool_name, code))
+
+    def _ask_blocking(self, tool_name: str, code: str) -> bool:
+        """Ask on stdin with the tool card already drawn; afterwards the prompt's log is
+        cleared and the verdict (and how long the person took) joins the transcript, so
+        the finished cell reads top to bottom: card, verdict, result, answer."""
+        view = self.view
+        _quietly(getattr(view, "flush", None))  # the card is drawn before the question
+        started = time.monotonic()
+        ok, reason = _ask_stdin(tool_name, code)
+        took = time.monotonic() - started
+        transcript = getattr(view, "transcript", None)
+        if transcript is not None and hasattr(transcript, "notice"):
+            if reason:
+                transcript.notice(f"✗ {tool_name} not run: {reason}")
+            else:
+                verdict = "approved" if ok else "denied"
+                transcript.notice(f"{'✓' if ok else '✗'} {tool_name} {verdict} by you "
+                                  f"(you took {took:.1f} s; not counted in the tool's time)")
+            _quietly(getattr(view, "redisplay", None))  # drop the prompt's log
+        return ok
 
     def _record(self, tool_name: str, ok: bool) -> bool:
         self.log.append((tool_name, ok))
@@ -70,17 +94,25 @@ class Approver:
         return future
 
 
-def _ask_stdin(tool_name: str, code: str) -> bool:
-    """Show the code and ask y/N on stdin; no stdin (nbclient) means no."""
+def _ask_stdin(tool_name: str, code: str) -> tuple[bool, str | None]:
+    """Show the code and ask y/N on stdin: (allowed, why nobody could answer)."""
     lines = code.splitlines()
     shown = "\n".join(f"    {line}" for line in lines[:_SHOWN_LINES])
     if len(lines) > _SHOWN_LINES:
         shown += f"\n    … ({len(lines) - _SHOWN_LINES} more lines)"
-    print(f"[alloy] {tool_name} wants to run this code in your notebook:\n{shown}")
+    print(f"[alloy] {tool_name} wants to run this code in your notebook:\n{shown}", flush=True)
     try:
         answer = builtins.input("Run it? [y/N] ")
     except Exception as exc:  # StdinNotImplementedError, EOFError: nobody can answer
-        print(f"[alloy] cannot ask ({type(exc).__name__}); denied. "
-              "Use `%alloy approve always` to allow code without asking.")
-        return False
-    return answer.strip().lower() in ("y", "yes")
+        return False, (f"this front end cannot ask ({type(exc).__name__}); "
+                       "`%alloy approve always` allows code without asking")
+    return answer.strip().lower() in ("y", "yes"), None
+
+
+def _quietly(fn: Any) -> None:
+    """Call a view hook if it exists; drawing must never decide whether code runs."""
+    if callable(fn):
+        try:
+            fn()
+        except Exception:
+            log.exception("alloy_nb: drawing the approval failed")

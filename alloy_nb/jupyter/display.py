@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from alloy_nb.jupyter.render import Transcript
 
 __all__ = ["PlainView", "frontend", "history_text", "make_view", "register_formatters",
-           "sessions_report", "set_frontend", "unregister_formatters", "usage_report"]
+           "sessions_report", "set_frontend", "unregister_formatters"]
 
 _forced: str | None = None  # "widget" | "plain" from `%alloy display ...`
 _SESSION = ("alloy_nb.session", "Session")
@@ -132,25 +132,6 @@ def make_view(transcript: Transcript, *, shell: Any = None, banner: str | None =
 
 
 # ---- reports (plain text: they read the same in a terminal and a notebook) -----------
-
-
-def usage_report(cells: list[Any], name: str | None = None) -> str:
-    """Tokens and cost per cell (``_control.CellUsage`` rows), then the total."""
-    from alloy_nb.usage import Usage
-
-    rows = [c for c in cells if name in (None, c.session)]
-    if not rows:
-        return "no runs yet" + (f" in session {name!r}" if name else "")
-    lines = [f"{'cell':>6}  {'session':<12} {'model':<28} {'in':>9} {'out':>8}  cost"]
-    for c in rows:
-        cell = f"[{c.cell}]" if c.cell is not None else "-"
-        lines.append(f"{cell:>6}  {c.session:<12} {c.model[:28]:<28} "
-                     f"{c.usage.input_tokens:>9,} {c.usage.output_tokens:>8,}  "
-                     f"{c.usage.cost_label}  {'' if c.status == 'completed' else c.status}")
-    total = sum((c.usage for c in rows), Usage())
-    lines.append(f"{'total':>6}  {len(rows)} run(s){'':<27} {total.input_tokens:>9,} "
-                 f"{total.output_tokens:>8,}  {total.cost_label}")
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def history_text(messages: list[Any], width: int = 300) -> str:

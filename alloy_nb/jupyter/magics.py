@@ -29,7 +29,8 @@ _HELP = f"""\
 %alloy system [TEXT|none]     system prompt for the sessions
 %alloy approve [ask|always|never]   what run_python does before running code
 %alloy reset [SESSION]        forget the conversation (usage totals stay)
-%alloy usage [SESSION]        tokens and cost, per cell and in total
+%alloy usage [SESSION]        tokens and cost of every request in this kernel, per
+                              session/provider/model, and the total
 %alloy history [SESSION]      the conversation so far
 %alloy sessions               sessions, their model, size, status and cost
 %alloy cancel [SESSION|all]   stop background runs (also: %alloy stop)
@@ -87,6 +88,9 @@ class AlloyMagics(Magics):
     @argument("--background", "--bg", action="store_true",
               help="return at once; the answer streams here with a Stop button")
     @argument("--no-interp", action="store_true", help="send the body as written")
+    @argument("--output-type", default=None, metavar="NAME",
+              help="a notebook variable holding a type (pydantic model, TypedDict, "
+                   "dataclass, list[...]); the Result's .output is a validated value of it")
     @no_var_expand
     @line_cell_magic
     def alloy(self, line: str, cell: str | None = None) -> Any:
@@ -133,18 +137,38 @@ class AlloyMagics(Magics):
         if args.max_turns is not None and args.max_turns < 1:
             raise UsageError("--max-turns must be at least 1")
         prompt = cell if args.no_interp else interpolate(cell, self.user_ns)
+        extra: dict[str, Any] = {}
+        if args.output_type is not None:
+            extra["output_type"] = self._output_type(_unquote(args.output_type) or "")
         out = self.controller.ask(
             prompt.strip(), name=_unquote(args.session), background=args.background,
             stream=not args.no_stream, model=_unquote(args.model), tools=_unquote(args.tools),
             max_turns=args.max_turns, system=_unquote(args.system),
-            output=None if args.background else args.output,
+            output=None if args.background else args.output, **extra,
         )
         if args.background:
             if args.output:
                 self.user_ns[args.output] = out
                 return None
-            return out
+            # A live view already shows the run and its final state; as the cell's Out the
+            # handle's repr would stay "running" for good. Only a terminal gets it back.
+            return out if _display.frontend(self.shell) == "plain" else None
         return None
+
+    def _output_type(self, name: str) -> Any:
+        """``--output-type NAME``: the type held by notebook variable NAME."""
+        if name not in self.user_ns:
+            raise UsageError(f"--output-type {name}: no notebook variable named {name!r}; "
+                             "define the type (e.g. a pydantic model) in a cell first")
+        from alloy_nb.errors import ConfigError
+        from alloy_nb.output import output_spec
+
+        value = self.user_ns[name]
+        try:
+            output_spec(value)
+        except ConfigError as exc:
+            raise UsageError(f"--output-type {name}: {exc}") from None
+        return value
 
     # ---- %alloy -----------------------------------------------------------------------
 
@@ -224,7 +248,13 @@ class AlloyMagics(Magics):
         self.controller.reset(self._one(rest, "reset"))
 
     def _cmd_usage(self, rest: list[str], text: str) -> None:
-        print(self.controller.usage_report(self._one(rest, "usage")))
+        table = self.controller.usage_report(self._one(rest, "usage"))
+        if _display.frontend(self.shell) == "plain":
+            print(table.text())
+            return
+        from IPython.display import display
+
+        display(table._repr_mimebundle_(), raw=True)
 
     def _cmd_history(self, rest: list[str], text: str) -> None:
         print(self.controller.history_text(self._one(rest, "history")))

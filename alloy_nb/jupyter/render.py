@@ -291,16 +291,7 @@ class Transcript:
     @property
     def run_usage(self) -> Usage:
         """What this run cost (``usage`` is the session's running total)."""
-        u, b = self.usage, self.base
-        return Usage(
-            input_tokens=max(0, u.input_tokens - b.input_tokens),
-            output_tokens=max(0, u.output_tokens - b.output_tokens),
-            cache_read_input_tokens=max(0, u.cache_read_input_tokens - b.cache_read_input_tokens),
-            cache_creation_input_tokens=max(
-                0, u.cache_creation_input_tokens - b.cache_creation_input_tokens),
-            estimated_cost_cents=max(0.0, u.estimated_cost_cents - b.estimated_cost_cents),
-            priced=u.priced,
-        )
+        return self.usage - self.base
 
     def footer(self) -> str:
         """``model · turns 2 · 1,234 in / 56 out tokens · $0.0012 · ✓ completed``."""

@@ -23,6 +23,7 @@ from alloy_nb import _sync  # the one private module the UI uses: the shared loo
 from alloy_nb.errors import AgentError, RunInterrupted, RunNotFinished  # re-exported here
 from alloy_nb.jupyter._sigint import cancel_on_sigint
 from alloy_nb.result import Result
+from alloy_nb.tools._wait import carry_clock
 from alloy_nb.tools.base import Tool
 
 __all__ = [
@@ -88,12 +89,13 @@ class _MainThreadTool(Tool):
         if post is None or threading.current_thread() is threading.main_thread():
             return await _maybe_await(self.inner.execute(input, context))
         done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        run_here = carry_clock(_run_here)  # a person's wait on this thread is not tool time
 
         def job() -> None:
             if not done.set_running_or_notify_cancel():
                 return  # the run was cancelled before the pump got here
             try:
-                done.set_result(_run_here(self.inner.execute, input, context))
+                done.set_result(run_here(self.inner.execute, input, context))
             except KeyboardInterrupt:
                 done.set_exception(asyncio.CancelledError())
                 raise  # the pump turns it into a cancel of the whole run

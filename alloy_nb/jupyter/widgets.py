@@ -183,6 +183,18 @@ class RunView:
             update_display(self.bundle(self.transcript.to_markdown(self.banner)), raw=True,
                            display_id=self.display_id)
 
+    def redisplay(self) -> None:
+        """Be the cell's only output again (same display id), e.g. after a y/N prompt
+        whose log would otherwise sit between this view and the rest of the answer."""
+        if self.display_id is None:
+            return
+        from IPython.display import clear_output, display
+
+        self.flush()
+        clear_output(wait=True)  # applied when the next output arrives: no flicker
+        display(self.bundle(self.transcript.to_markdown(self.banner)), raw=True,
+                display_id=self.display_id)
+
     def resend(self) -> None:
         """Re-send all state under the current cell (nbclient records only its own cell)."""
         for _, widget, _ in self._entries:

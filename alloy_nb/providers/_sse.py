@@ -73,13 +73,16 @@ class SSEDecoder:
                 text = text[1:]
                 if not text:
                     return []
-        if _LINE_END.search(text) is None:  # still inside one (possibly huge) line
+        # Buffered pieces hold no line end, so looking at the new text is enough. Without a
+        # CR, str.split is several times cheaper than the regex (the usual LF-only stream).
+        has_cr = "\r" in text
+        if not has_cr and "\n" not in text:  # still inside one (possibly huge) line
             self._buf.append(text)
             return []
         if self._buf:
             self._buf.append(text)
             text = "".join(self._buf)
-        lines = _LINE_END.split(text)
+        lines = _LINE_END.split(text) if has_cr else text.split("\n")
         rest = lines.pop()
         self._buf = [rest] if rest else []
         if not rest and text[-1] == "\r":

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
-from alloy_nb.errors import ConfigError, ProviderError, StreamError
+from alloy_nb.errors import ConfigError, ProviderConfigError, ProviderError, StreamError
 from alloy_nb.providers._sse import SSEEvent
 from alloy_nb.providers._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -88,6 +88,16 @@ class HTTPProvider(Provider):
         self._url = self.base_url + (path if path.startswith("/") else "/" + path)
         self._key = key
         self._headers = dict(headers)
+
+    def missing_key(self) -> tuple[str, ...]:
+        """The environment variables one of which must be set before a request can be
+        sent; empty when a key is at hand (given, or in the environment) or none is needed.
+        Lets a front end fail at configuration time instead of at the first request."""
+        try:
+            self._key.get(self.name, self.model)
+        except ProviderConfigError:
+            return self._key.env or ("api_key",)
+        return ()
 
     def _call(self) -> Call:
         key = self._key.get(self.name, self.model)

@@ -22,15 +22,17 @@ from alloy_nb.messages import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from alloy_nb.providers._sample import sample_value
 from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
 from alloy_nb.usage import Usage
 
 __all__ = ["DEMO_BANNER", "Demo"]
 
 DEMO_BANNER = (
-    "Offline demo provider: replies are scripted, not from a model. "
-    "Set ANTHROPIC_API_KEY or OPENAI_API_KEY, or run `%alloy provider anthropic:MODEL`."
+    "Offline demo provider: replies are scripted, not a model. For a real one set "
+    "ANTHROPIC_API_KEY or OPENAI_API_KEY (see `%alloy provider`)."
 )
+FINAL_RESULT = "final_result"  # output_type's final tool (alloy_nb.output)
 _NOTE = "\n\n*(offline demo reply: scripted, not a model)*"
 
 _OPS: dict[type, Any] = {
@@ -93,6 +95,8 @@ class Demo(Provider):
         last = request.messages[-1] if request.messages else None
         results = last.tool_result_blocks if last is not None else []
         called = _called_tools(request.messages)
+        if FINAL_RESULT in tools:  # output_type: answer with a schema-valid sample
+            return self._final_result(request, tools, results, called)
         if results:
             follow = self._follow_up(results, request, tools, called)
             if follow is not None:
@@ -143,6 +147,29 @@ class Demo(Provider):
         target = (mentioned or frames or names)[0]
         return self._tool_call(request, "inspect_variable", {"name": target})
 
+    def _final_result(
+        self,
+        request: ProviderRequest,
+        tools: dict[str, ToolDefinition],
+        results: list[ToolResultBlock],
+        called: set[str],
+    ) -> Completion:
+        """Use the other tools as usual first, then call ``final_result`` with sample
+        values valid against its schema (chosen from the prompt, deterministic)."""
+        others = {k: v for k, v in tools.items() if k != FINAL_RESULT}
+        if results:
+            follow = self._follow_up(results, request, others, called)
+            if follow is not None:
+                return follow
+        else:
+            call = self._pick_tool(_exchange_text(request.messages), others, called)
+            if call is not None:
+                return self._tool_call(request, *call)
+        prompt = _exchange_text(request.messages)
+        args = sample_value(tools[FINAL_RESULT].input_schema, prompt)
+        intro = "Offline demo: sample values that fit the requested type, not a model's answer."
+        return self._tool_call(request, FINAL_RESULT, args, intro)
+
     # -- building replies -------------------------------------------------------------
 
     def _text(self, request: ProviderRequest, text: str) -> Completion:
@@ -153,8 +180,9 @@ class Demo(Provider):
             model=self.model,
         )
 
-    def _tool_call(self, request: ProviderRequest, name: str, args: dict[str, Any]) -> Completion:
-        intro = f"Let me use the `{name}` tool."
+    def _tool_call(self, request: ProviderRequest, name: str, args: dict[str, Any],
+                   intro: str | None = None) -> Completion:
+        intro = intro or f"Let me use the `{name}` tool."
         block = ToolUseBlock(id=f"demo_{secrets.token_hex(6)}", name=name, input=args)
         return Completion(
             stop_reason="tool_use",

@@ -213,8 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         return data
 
     def _write(self, plan: Rendered) -> None:
-        if plan.delay > 0:
-            time.sleep(plan.delay)
+        delay = plan.delay + self.server.fake.latency
+        if delay > 0:
+            time.sleep(delay)
         self.send_response_only(plan.status)
         for name, value in plan.headers.items():
             self.send_header(name, value)
@@ -240,6 +241,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 256  # listen backlog: many clients connect at once (alloy.map)
 
     def __init__(self, address: tuple[str, int], fake: FakeProviderServer) -> None:
         super().__init__(address, _Handler)
@@ -288,7 +290,9 @@ class FakeProviderServer:
         chat_reasoning_field: str | None = "reasoning_content",
         host: str = "127.0.0.1",
         port: int = 0,
+        latency: float = 0.0,
     ) -> None:
+        self.latency = latency  # seconds added before every response (benchmarks)
         self.requests: list[RecordedRequest] = []
         self.errors: list[Exception] = []
         self._script: deque[Entry] = deque(script)

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from alloy_nb.errors import ToolError
 from alloy_nb.redact import is_secret_name, redact_secrets
+from alloy_nb.tools._wait import waiting_for_person
 from alloy_nb.tools.base import Tool, ToolResult
 
 __all__ = [
@@ -161,9 +162,10 @@ class RunPython(Tool):
                 )
             return
         try:
-            verdict = approve(self.name, code)
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
+            with waiting_for_person():  # not the tool's time: duration_ms leaves it out
+                verdict = approve(self.name, code)
+                if inspect.isawaitable(verdict):
+                    verdict = await verdict
         except Exception as exc:
             raise ToolError(f"Approval failed ({exc!r}); the code was not run") from exc
         if verdict is not True:  # only an explicit True approves: "no", 0, None deny

@@ -20,6 +20,7 @@ API_OPTIONS = {
     "middleware", "working_directory", "context", "max_pending", "model_metadata_overrides",
     "until_tool", "max_retries", "retry_backoff_ms", "timeout_ms", "tool_timeout_ms",
     "max_budget_cents", "fallback_providers", "on_event",
+    "output_type",
 }
 
 

@@ -344,3 +344,152 @@ def test_system_exit_in_a_tool_is_an_error_result_not_the_end_of_the_loop() -> N
     assert [b.content for b in blocks] == [
         "Tool crashed: SystemExit: 2", "2", "Tool crashed: SystemExit: 3"]
     assert [b.is_error for b in blocks] == [True, False, True]
+
+
+# ---- the sync-tool thread pool --------------------------------------------------------
+
+
+def test_a_stuck_sync_tool_does_not_block_later_sync_tools() -> None:
+    """More stuck tools than the pool keeps idle workers: each is abandoned after
+    tool_timeout_ms, and sync tools called beside them and after them still answer."""
+    from alloy_nb.agent.executor import _threads
+
+    release = threading.Event()
+
+    class Stuck(Tool):
+        name = "stuck"
+        description = "Blocks its thread"
+
+        def execute(self, input: dict[str, Any], context: Any) -> str:
+            release.wait(20)
+            return "late"
+
+    stuck = _threads.max_idle + 2
+    try:
+        calls = [call("stuck", id=f"s{i}") for i in range(stuck)] + [call("echo", {"text": "hi"})]
+        t0 = time.monotonic()
+        blocks, _ = execute(calls, tools=[Stuck, Echo], tool_timeout_ms=200)
+        assert [b.content for b in blocks] == (
+            ["Tool execution crashed: timeout after 200 ms"] * stuck + ["hi"])
+        for n in range(3):  # later runs: every worker of the pool but new ones is stuck
+            blocks, _ = execute([call("echo", {"text": str(n)})], tools=[Echo])
+            assert blocks[0].content == str(n)
+        assert time.monotonic() - t0 < 5
+    finally:
+        release.set()
+
+
+def test_many_sync_calls_reuse_threads() -> None:
+    seen: list[threading.Thread] = []  # the objects, not idents: idents of dead threads recur
+
+    class Where(Tool):
+        name = "where"
+        description = "Records its thread"
+
+        def execute(self, input: dict[str, Any], context: Any) -> str:
+            seen.append(threading.current_thread())
+            return "ok"
+
+    async def go() -> None:
+        config = AgentConfig.from_options(provider=Scripted(), tools=[Where])
+        for _ in range(40):
+            await execute_tools([call("where")], config, AgentState(config=config),
+                                Emitter("c"), turn=1)
+
+    from alloy_nb.agent.executor import _threads
+
+    before = _threads._started
+    asyncio.run(go())
+    asyncio.run(go())  # a new event loop reuses the same workers
+    assert len(seen) == 80
+    assert _threads._started - before <= 1  # at most one thread started for 80 calls
+    assert len({id(t) for t in seen}) <= _threads.max_idle + 1
+    assert all(t.daemon and t is not threading.main_thread() for t in seen)
+
+
+@pytest.mark.parametrize("exc", [ValueError("bad"), KeyboardInterrupt(), SystemExit(4)],
+                         ids=["ValueError", "KeyboardInterrupt", "SystemExit"])
+def test_sync_tool_exceptions_are_error_results_and_the_worker_survives(
+    exc: BaseException,
+) -> None:
+    seen: list[threading.Thread] = []
+
+    class Raises(Tool):
+        name = "raises"
+        description = "Raises"
+
+        def execute(self, input: dict[str, Any], context: Any) -> str:
+            seen.append(threading.current_thread())
+            if input.get("ok"):
+                return "fine"
+            raise exc
+
+    async def go() -> list[Any]:
+        config = AgentConfig.from_options(provider=Scripted(), tools=[Raises])
+        out = []
+        for ok in (False, True, False, True):
+            blocks, _ = await execute_tools([call("raises", {"ok": ok})], config,
+                                            AgentState(config=config), Emitter("c"), turn=1)
+            out.append(blocks[0])
+        return out
+
+    blocks = asyncio.run(go())
+    name = type(exc).__name__
+    expected = f"Tool crashed: {name}: {exc}"
+    assert [(b.content, b.is_error) for b in blocks] == [
+        (expected, True), ("fine", False), (expected, True), ("fine", False)]
+    assert all(t.is_alive() for t in seen)  # the exception did not end the worker
+
+
+def test_the_pool_keeps_at_most_max_idle_workers_and_idle_ones_expire() -> None:
+    from alloy_nb.agent.executor import _ToolThreads
+
+    pool = _ToolThreads(max_idle=2, idle_s=0.2)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    threads: list[threading.Thread] = []
+
+    def job() -> None:
+        threads.append(threading.current_thread())
+        started.release()
+        release.wait(5)
+
+    for _ in range(5):
+        pool.submit(job)
+    for _ in range(5):
+        assert started.acquire(timeout=5)
+    assert len({id(t) for t in threads}) == 5  # none idle: each call got a new thread
+    release.set()
+    deadline = time.monotonic() + 5
+    while sum(t.is_alive() for t in threads) > 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sum(t.is_alive() for t in threads) == 2  # the other three ended
+    deadline = time.monotonic() + 5
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(t.is_alive() for t in threads)  # idle workers expire after idle_s
+    done = threading.Event()
+    pool.submit(lambda: done.set())  # and the pool still works afterwards
+    assert done.wait(5)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_the_pool_works_in_a_forked_child() -> None:
+    """The parent's idle workers do not exist in a child; a job must not wait for them."""
+    import os
+
+    from alloy_nb.agent.executor import in_daemon_thread
+
+    asyncio.run(in_daemon_thread(lambda: None))  # leave an idle worker behind
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            import signal
+
+            signal.alarm(5)  # a hang fails the test instead of hanging it
+            code = 0 if asyncio.run(in_daemon_thread(lambda: 42)) == 42 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from alloy_nb import _ledger
 from alloy_nb.jupyter import display as _display
 
 
@@ -25,6 +26,7 @@ def _shell() -> InteractiveShell:
 def shell(_shell: InteractiveShell) -> Iterator[InteractiveShell]:
     """The shell with ``%load_ext alloy_nb`` done; namespace and extension fresh per test."""
     _shell.reset(new_session=False)
+    _ledger.clear()  # %alloy usage counts the whole process; each test starts from zero
     _shell.run_line_magic("load_ext", "alloy_nb")
     try:
         yield _shell

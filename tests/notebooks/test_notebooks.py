@@ -52,9 +52,11 @@ DEMO_NOTE = "offline demo reply"
 class Executed:
     """An executed notebook plus helpers to find cells and read what they showed."""
 
-    def __init__(self, nb: nbformat.NotebookNode, seconds: float) -> None:
+    def __init__(self, nb: nbformat.NotebookNode, seconds: float,
+                 created: frozenset[str] = frozenset()) -> None:
         self.nb = nb
         self.seconds = seconds
+        self.created = created  # files the run added to the notebook's folder
         self.widget_state: dict[str, Any] = (
             nb.metadata.get("widgets", {})
             .get("application/vnd.jupyter.widget-state+json", {})
@@ -160,7 +162,11 @@ def run_notebook(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Ex
                 dirs_exist_ok=True,
                 ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
             )
-            cache[name] = execute(workdir / name, workdir)
+            before = {p.relative_to(workdir).as_posix() for p in workdir.rglob("*")}
+            ran = execute(workdir / name, workdir)
+            after = {p.relative_to(workdir).as_posix() for p in workdir.rglob("*")}
+            ran.created = frozenset(after - before)
+            cache[name] = ran
         return cache[name]
 
     return run
@@ -220,8 +226,10 @@ def quickstart(run_notebook: Callable[[str], Executed]) -> Executed:
 def test_quickstart_streamed_answer(quickstart: Executed) -> None:
     out = quickstart.text("What is 17 * 23?")
     assert "391" in out  # 17 * 23
-    assert DEMO_NOTE in out
-    assert "Offline demo provider" in out  # the cell itself says the reply is scripted
+    assert DEMO_NOTE in out  # the reply itself says it is scripted
+    # the banner is said once per notebook (the provider cells), not again in each cell
+    assert "Offline demo provider" not in out
+    assert "offline demo: scripted replies" in quickstart.text("%alloy provider provider")
 
 
 @pytest.mark.kernel
@@ -233,7 +241,7 @@ def test_quickstart_tool_call_card(quickstart: Executed) -> None:
 
 @pytest.mark.kernel
 def test_quickstart_output_variable(quickstart: Executed) -> None:
-    out = quickstart.text("print(answer.text)")
+    out = quickstart.text("display(Markdown(answer.text))")
     assert "42" in out  # 6 * 7
     assert "completed" in out
 
@@ -254,7 +262,11 @@ def test_quickstart_python_api(quickstart: Executed) -> None:
     follow = quickstart.text("follow_up = alloy.run(")
     assert "40" in follow
     assert "4 messages in the history" in follow
-    assert "['add']" in quickstart.text("streamed = alloy.stream(")
+    streamed = quickstart.cell("streamed = alloy.stream(")
+    assert "['add']" in quickstart.output_text(streamed)
+    final = [o.data["text/markdown"] for o in streamed.outputs
+             if "text/markdown" in o.get("data", {})]
+    assert len(final) == 1 and "42" in final[0]  # one display, updated to the whole answer
 
 
 @pytest.mark.kernel
@@ -285,7 +297,7 @@ def test_data_assistant_python_api(data_assistant: Executed) -> None:
     table = data_assistant.text("tools = notebook_tools()")
     assert "list_variables" in table
     assert "inspect_variable" in table
-    assert "flipper_length_mm" in data_assistant.text("print(result.text)")
+    assert "flipper_length_mm" in data_assistant.text("Markdown(result.text)  # the answer")
 
 
 @pytest.mark.kernel
@@ -377,6 +389,11 @@ def test_sessions_usage_and_cost(sessions_nb: Executed) -> None:
     assert "tokens" in usage
     assert "$0.0000" in usage  # the offline demo is priced at zero, not left unpriced
     assert "$" in sessions_nb.text("priced = session.usage.with_cost(")
+    [table] = [o.data["text/plain"] for o in sessions_nb.cell("%alloy usage").outputs
+               if o.output_type == "display_data"]  # session.chat() from Python counts too
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:] if line.strip()}
+    assert rows["session"][3] == "2" and rows["slow"][3] == "2"  # chats; stopped requests
+    assert rows["slow"][4] == "2"  # both of slow's requests were stopped on purpose
 
 
 # ---------------------------------------------------------------------------------------
@@ -405,7 +422,7 @@ def test_teaching_messages_table(teaching_nb: Executed) -> None:
     table = teaching_nb.text("rows = [")
     for block in ("text", "tool_use", "tool_result"):
         assert block in table
-    assert "408" in teaching_nb.text("print(result.text)")  # 12 * 34
+    assert "408" in teaching_nb.text("Markdown(result.text)  # the final")  # 12 * 34
 
 
 @pytest.mark.kernel
@@ -436,6 +453,7 @@ def test_expected_notebooks_exist() -> None:
         "03_tools_and_middleware.ipynb",
         "04_sessions_and_background.ipynb",
         "05_teaching_the_loop.ipynb",
+        "06_batch_over_data.ipynb",
     ]
 
 
@@ -480,3 +498,74 @@ def test_notebooks_match_generator() -> None:
         assert saved == json.loads(nbformat.writes(expected)), (
             f"{name} differs from notebooks/_build.py; run `python notebooks/_build.py`"
         )
+
+
+# ---------------------------------------------------------------------------------------
+# The notebook as a document (issue 10)
+# ---------------------------------------------------------------------------------------
+
+_PRINTED_TEXT = re.compile(r"print\([^)\n]*\.text\b")
+_STOPS = ("%alloy cancel", "%alloy stop", "cancel_request(", ".cancel()")
+
+
+def _code_cells(path: Path) -> list[nbformat.NotebookNode]:
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_answers_are_never_printed_as_raw_markdown(name: str) -> None:
+    for cell in _code_cells(NOTEBOOKS / name):
+        assert not _PRINTED_TEXT.search(cell.source), (
+            f"{name}: {cell.source[:80]!r} prints an answer; show it with Markdown(...)")
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_a_cell_that_stops_a_run_says_it_is_on_purpose(name: str) -> None:
+    for cell in _code_cells(NOTEBOOKS / name):
+        if any(stop in cell.source for stop in _STOPS):
+            assert "on purpose" in cell.source, f"{name}: {cell.source[:80]!r}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_saved_file_is_what_jupyter_would_save(name: str) -> None:
+    """Opening must not mark the notebook modified: nbformat 4.5, the kernel's own
+    language_info, a kernelspec, an id on every cell, and nbformat's exact serialisation
+    with a trailing newline (what jupyter_server writes on save). The browser half is
+    ``tests/browser/test_notebook_files.py``."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    raw = (NOTEBOOKS / name).read_text(encoding="utf-8")
+    nb = nbformat.reads(raw, as_version=nbformat.NO_CONVERT)
+    assert (nb.nbformat, nb.nbformat_minor) == (4, nbformat.v4.nbformat_minor) == (4, 5)
+    assert raw == nbformat.writes(nb) + "\n"
+    kernel_info = dict(IPythonKernel.language_info)
+    saved = dict(nb.metadata["language_info"])
+    assert saved.pop("version") and kernel_info.pop("version")  # the one per-machine field
+    assert saved == kernel_info
+    assert set(nb.metadata) == {"kernelspec", "language_info"}
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", c.id) for c in nb.cells)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_run_all_writes_nothing_next_to_the_notebook(run_notebook: Callable[[str], Executed],
+                                                    name: str) -> None:
+    assert run_notebook(name).created == frozenset(), "scratch files belong in a temp dir"
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_run_all_gives_complete_answers_rendered_as_markdown(
+        run_notebook: Callable[[str], Executed], name: str) -> None:
+    ran = run_notebook(name)
+    cells = [c for c in ran.nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(cells):
+        later = "\n".join(c.source for c in cells[i + 1:i + 3])
+        stopped_on_purpose = "--background" in cell.source and "on purpose" in later
+        if cell.source.startswith("%%alloy") and not stopped_on_purpose:
+            final = [o.data["text/markdown"] for o in cell.outputs if "text/markdown" in
+                     o.get("data", {})]
+            assert final and "✓ completed" in final[-1], f"{name}: {cell.source[:60]!r}"
+    markdown_answers = [c for c in cells if any(
+        "text/markdown" in o.get("data", {}) for o in c.outputs) and "Markdown(" in c.source]
+    assert markdown_answers, f"{name} shows no answer as Markdown"

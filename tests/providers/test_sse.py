@@ -6,6 +6,8 @@ import random
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alloy_nb.providers._sse import SSEDecoder, SSEEvent
 
@@ -198,3 +200,49 @@ def test_a_huge_line_in_tiny_chunks_stays_linear() -> None:
         out += d.feed(big[i : i + 16])
     assert [len(e.data) for e in out] == [400_000]
     assert time.perf_counter() - t0 < 2  # quadratic re-scanning would take far longer
+
+
+def _reference(stream: str) -> list[tuple[str, str]]:
+    """A one-shot reading of the WHATWG rules over the whole text (regex line split)."""
+    import re
+
+    lines = re.split(r"\r\n|\r|\n", stream)
+    lines.pop()  # an unterminated last line is dropped
+    out: list[tuple[str, str]] = []
+    data: list[str] = []
+    event = ""
+    for line in [*lines, ""]:
+        if not line:
+            if data:
+                out.append((event or "message", "\n".join(data)))
+            data, event = [], ""
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value[:1] == " " else value
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+    return out
+
+
+_LINES = st.lists(
+    st.tuples(
+        st.sampled_from(["data: ", "data:", "event: ", ": ", ""]),
+        st.text(alphabet="ab\u2028é ", max_size=6),
+        st.sampled_from(["\n", "\r", "\r\n", "\n\n", "\r\n\r\n", "\r\r"]),
+    ),
+    max_size=12,
+)
+
+
+@given(_LINES, st.lists(st.integers(min_value=0, max_value=200), max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_any_line_endings_in_any_chunking_match_the_one_shot_reading(
+    lines: list[tuple[str, str, str]], cuts: list[int]
+) -> None:
+    text = "".join(f"{a}{b}{c}" for a, b, c in lines)
+    raw = text.encode()
+    points = sorted({min(c, len(raw)) for c in cuts})
+    chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+    assert pairs(parse(*chunks)) == _reference(text)

@@ -27,9 +27,14 @@ def test_session_composes_a_request_queue_instead_of_inheriting_one() -> None:
     assert session._queue.messages == session.messages
 
 
-def test_session_keeps_its_public_module_and_names() -> None:
-    # the Jupyter display hook finds the class by ("alloy_nb.session", "Session")
-    assert (Session.__module__, Session.__qualname__) == ("alloy_nb.session", "Session")
+def test_session_keeps_its_public_names_and_the_display_hook_finds_it() -> None:
+    import inspect
+
+    from alloy_nb.jupyter.display import _SESSION
+
+    # IPython's deferred printers match on (defining module, class name)
+    assert (Session.__module__, Session.__qualname__) == _SESSION
+    assert "class Session:" in inspect.getsource(Session)  # `Session??` shows the source
     assert alloy_nb.Session is Session
     from alloy_nb.session import SessionFileError, SessionSnapshot
 

@@ -59,8 +59,6 @@ class Session:
     request's own share is ``result.run_usage``.
     """
 
-    __module__ = "alloy_nb.session"  # its public home (display hooks match on it)
-
     def __init__(
         self,
         *,

@@ -3,8 +3,8 @@
 A notebook's ``%alloy usage`` must count requests made from any code path
 (``Session.chat`` in a Python cell, ``send_message``, a ``%%alloy`` cell, the chat box,
 one-shot ``alloy.run``), not only the ones its magics started, so each Session reports
-here when a request ends (``SessionRunner._complete``) and so does ``api._Job``. Entries
-are small and append-only; nothing here imports the notebook layer.
+here when a request ends (``RequestQueue._complete`` in ``session/_queue.py``) and so
+does ``api._Job``. Entries are small and append-only; nothing here imports the notebook layer.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def record(entry: Entry) -> None:
 
 def record_request(session: Any, result: Any) -> None:
     """Record a Session's finished request (its own share: ``result.run_usage``)."""
-    config = session._config
+    config = session.config
     usage = getattr(result, "run_usage", None)
     record(Entry(
         session_id=session.id, session_name=session.name,

@@ -19,7 +19,7 @@ __all__ = ["PlainView", "frontend", "history_text", "make_view", "register_forma
            "sessions_report", "set_frontend", "unregister_formatters"]
 
 _forced: str | None = None  # "widget" | "plain" from `%alloy display ...`
-_SESSION = ("alloy_nb.session", "Session")
+_SESSION = ("alloy_nb.session._session", "Session")  # where the class is defined
 _RESULT = ("alloy_nb.result", "Result")
 
 

@@ -16,8 +16,8 @@ from alloy_nb.providers.scripted import Scripted
 
 
 def test_finding8_session_file_error_is_exported_everywhere() -> None:
-    from alloy_nb._session_store import SessionFileError as from_store
     from alloy_nb.session import SessionFileError as old_path
+    from alloy_nb.session._store import SessionFileError as from_store
 
     assert alloy_nb.SessionFileError is errors.SessionFileError is old_path is from_store
     assert "SessionFileError" in alloy_nb.__all__ and "SessionFileError" in errors.__all__

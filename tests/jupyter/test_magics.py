@@ -59,7 +59,7 @@ def test_load_is_idempotent_and_unload_removes_everything(shell) -> None:
     assert "alloy" not in shell.magics_manager.magics["line"]
     assert "alloy" not in shell.magics_manager.magics["cell"]
     fmt = shell.display_formatter.ipython_display_formatter
-    assert ("alloy_nb.session", "Session") not in fmt.deferred_printers
+    assert ("alloy_nb.session._session", "Session") not in fmt.deferred_printers
     assert Session not in fmt.type_printers
     with pytest.raises(RuntimeError, match="not loaded"):
         J.controller(shell)

@@ -2,7 +2,8 @@
 
 What is saved is data the user can read and share: the history, usage, system prompt and
 model *name*. Never a provider object, an API key or the ``context`` mapping (it may hold a
-notebook namespace). ``session.py`` owns the live behaviour.
+notebook namespace). Everything here works on data (a ``SessionSnapshot``, messages,
+usage), never on a live ``Session``: ``_session`` owns the behaviour and calls in here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -31,12 +32,9 @@ from alloy_nb.messages import (
 )
 from alloy_nb.usage import Usage
 
-if TYPE_CHECKING:
-    from alloy_nb.session import Session
-
 __all__ = [
-    "SNAPSHOT_VERSION", "SessionFileError", "SessionSnapshot", "export_markdown", "load", "save",
-    "snapshot",
+    "SNAPSHOT_VERSION", "SessionFileError", "SessionSnapshot", "export_markdown", "read",
+    "restored_options", "save", "saved_metadata",
 ]
 
 SNAPSHOT_VERSION = 1
@@ -63,24 +61,6 @@ class SessionSnapshot(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=_utcnow)
     updated_at: datetime = Field(default_factory=_utcnow)
-
-
-def snapshot(session: Session) -> SessionSnapshot:
-    config = session.config
-    health = session.health()
-    return SessionSnapshot(
-        id=session.id,
-        name=session.name,
-        messages=session.messages,
-        usage=session.usage,
-        system_prompt=config.system_prompt,
-        model=config.model or None,
-        provider=str(getattr(config.provider, "name", "") or "") or None,
-        max_tokens=config.max_tokens if config.max_tokens_explicit else None,
-        metadata={**session.metadata, "status": health["status"], "turns": health["turns"]},
-        created_at=session.created_at,
-        updated_at=session.updated_at,
-    )
 
 
 def save(snap: SessionSnapshot, path: str | Path) -> Path:
@@ -135,8 +115,10 @@ def read(path: str | Path) -> SessionSnapshot:
             from None
 
 
-def load(cls: type[Session], path: str | Path, provider: Any, options: dict[str, Any]) -> Session:
-    snap = read(path)
+def restored_options(snap: SessionSnapshot, path: str | Path, provider: Any,
+                     options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The provider and options that continue ``snap`` (given ``options`` win; the provider
+    defaults to the saved provider and model, its key from the environment)."""
     if provider is None:
         if snap.provider == "demo":
             provider = "demo"
@@ -147,15 +129,16 @@ def load(cls: type[Session], path: str | Path, provider: Any, options: dict[str,
                 f"{path} was saved with provider {snap.provider!r}, which cannot be rebuilt "
                 "from its name; pass provider=... to Session.load"
             )
+    options = dict(options)
     options.setdefault("system_prompt", snap.system_prompt)
     if snap.max_tokens is not None:
         options.setdefault("max_tokens", snap.max_tokens)
-    metadata = {k: v for k, v in snap.metadata.items() if k not in ("status", "turns")}
-    session = cls(provider=provider, id=snap.id, name=snap.name, messages=snap.messages,
-                  metadata=metadata, **options)
-    session._usage = snap.usage
-    session.created_at, session.updated_at = snap.created_at, snap.updated_at
-    return session
+    return provider, options
+
+
+def saved_metadata(snap: SessionSnapshot) -> dict[str, Any]:
+    """The user's metadata without what ``snapshot`` adds (status, turns)."""
+    return {k: v for k, v in snap.metadata.items() if k not in ("status", "turns")}
 
 
 # ---- Markdown ---------------------------------------------------------------------------
@@ -196,18 +179,16 @@ def _blocks(m: Message) -> list[str]:
     return out
 
 
-def export_markdown(session: Session, path: str | Path | None = None) -> str:
-    """Render the conversation; write it to ``path`` too when given."""
-    usage = session.usage
-    title = session.name or f"Session {session.id}"
+def export_markdown(*, title: str, model: str, messages: list[Message], usage: Usage,
+                    system_prompt: str | None, path: str | Path | None = None) -> str:
+    """Render a conversation; write it to ``path`` too when given."""
     lines = [f"# {title}", ""]
-    meta = [f"model `{session.model}`" if session.model else "", f"{len(session.messages)} "
-            f"messages", f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens",
-            usage.cost_label]
+    meta = [f"model `{model}`" if model else "", f"{len(messages)} messages",
+            f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens", usage.cost_label]
     lines += [" · ".join(x for x in meta if x), ""]
-    if session.config.system_prompt:
-        lines += [_details("System prompt", session.config.system_prompt), ""]
-    for m in session.messages:
+    if system_prompt:
+        lines += [_details("System prompt", system_prompt), ""]
+    for m in messages:
         results_only = m.role == "user" and all(
             isinstance(b, ToolResultBlock) for b in m.content
         )

@@ -1,9 +1,9 @@
-"""Bookkeeping for Session requests: one record per request and loop-agnostic waiting.
+"""One session request's record, and loop-agnostic waiting for it to finish.
 
 A Session may be driven from several event loops (the caller's, and ``_sync``'s private
 loop thread for the blocking API), so nothing here is bound to a loop: completion is a
 ``concurrent.futures.Future`` and waiting on it from a coroutine goes through
-``call_soon_threadsafe``. ``session.py`` owns the behaviour; this module only the records.
+``call_soon_threadsafe``. ``_queue`` owns the behaviour; this module only the records.
 """
 
 from __future__ import annotations
@@ -15,27 +15,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from alloy_nb.events import Event
 from alloy_nb.messages import Message
 from alloy_nb.result import Result
+from alloy_nb.state import AgentState
 
-__all__ = ["Job", "await_future"]
+__all__ = ["RequestKind", "SessionRequest", "await_future"]
+
+RequestKind = Literal["chat", "background"]
 
 
 @dataclass(eq=False)
-class Job:
-    """One request. ``task`` runs only the loop (never the caller's own task), so a late
-    ``cancel_request`` can at worst cancel a task that has already finished."""
+class SessionRequest:
+    """One request, queued, running or finished. ``task`` runs only the loop (never the
+    caller's own task), so a late ``cancel_request`` can at worst cancel a task that has
+    already finished."""
 
     request_id: str
     prompt: Message | None
-    kind: Literal["chat", "background"]
+    kind: RequestKind
     streaming: bool = False
     on_chunk: Callable[[str], Any] | None = None
-    on_event: Callable[[Any], Any] | None = None
+    on_event: Callable[[Event], Any] | None = None
     future: concurrent.futures.Future[Result] = field(default_factory=concurrent.futures.Future)
     task: asyncio.Task[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    state: Any = None  # the AgentState while the request runs
+    state: AgentState | None = None  # while the request runs
     cancel_requested: bool = False
     finished: bool = False
     output_type: Any = None  # a per-request output_type (overrides the session's)
@@ -46,7 +51,7 @@ class Job:
         if task is None or loop is None or task.done():
             return
         try:
-            running = asyncio.get_running_loop()
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:

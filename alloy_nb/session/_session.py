@@ -1,40 +1,39 @@
 """Session: the long-lived agent — a persistent history, a request queue, subscribers.
 
-It wraps ``agent.run_loop`` and never grows a loop of its own. How one request runs lives
-in ``_session_runner``, save/load and the Markdown export in ``_session_store``.
+It wraps ``agent.run_loop`` and never grows a loop of its own. It validates what callers
+pass and composes a ``RequestQueue`` (``_queue``: how one request runs and what it leaves);
+save/load and the Markdown export live in ``_store``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from alloy_nb import _session_store, _sync
-from alloy_nb._session_jobs import Job, await_future
-from alloy_nb._session_runner import SessionRunner, _now
+from alloy_nb import _sync
 from alloy_nb.agent import AgentConfig
-from alloy_nb.errors import AgentError, Busy, ConfigError, QueueFull
-from alloy_nb.events import Emitter, Event, new_id
+from alloy_nb.errors import AgentError, ConfigError
+from alloy_nb.events import Event, new_id
 from alloy_nb.messages import Message, Prompt, prompt_message, repair_history
 from alloy_nb.middleware import Halt, run_hook
 from alloy_nb.result import Result
+from alloy_nb.session import _store
+from alloy_nb.session._queue import RequestQueue, Subscriber
+from alloy_nb.session._request import RequestKind, SessionRequest
+from alloy_nb.session._store import SessionSnapshot
 from alloy_nb.state import AgentState
 from alloy_nb.usage import Usage
 
-__all__ = ["Prompt", "Session", "SessionFileError", "SessionSnapshot"]
+__all__ = ["Session"]
 
 log = logging.getLogger("alloy_nb")
-SessionSnapshot = _session_store.SessionSnapshot
-SessionFileError = _session_store.SessionFileError
-Subscriber = Callable[[Event], Any]
 
 
-def _timeout(value: Any) -> float | None:
+def _timeout(value: object) -> float | None:
     """A per-call timeout in seconds: None (wait as long as it takes) or a number >= 0."""
     if value is None:
         return None
@@ -43,7 +42,7 @@ def _timeout(value: Any) -> float | None:
     return float(value)
 
 
-class Session(SessionRunner):
+class Session:
     """A conversation that keeps its history across calls; every option of ``run`` plus
     ``id``, ``name``, ``messages`` (initial history) and ``metadata``.
 
@@ -80,33 +79,44 @@ class Session(SessionRunner):
         self.id: str = id or (sid if isinstance(sid, str) and sid else new_id(16))
         self.name = name
         self.metadata: dict[str, Any] = dict(metadata or {})
-        super().__init__(repair_history(
+        self._queue = RequestQueue(self, repair_history(
             [m if isinstance(m, Message) else Message.model_validate(m) for m in messages or []]
         ))
+        self.created_at: datetime = self._queue.updated_at
+
+    @property
+    def updated_at(self) -> datetime:
+        """When a request last finished (or the history was reset)."""
+        return self._queue.updated_at
+
+    @updated_at.setter
+    def updated_at(self, value: datetime) -> None:
+        self._queue.updated_at = value
+
+    def _restore(self, usage: Usage, created_at: datetime, updated_at: datetime) -> None:
+        """Continue a saved session's usage and timestamps (``load``)."""
+        self._queue.restore(usage, updated_at)
+        self.created_at = created_at
 
     # ---- state --------------------------------------------------------------------------
 
     @property
     def messages(self) -> list[Message]:
         """A copy of the history (while a request runs: up to its prompt)."""
-        with self._lock:
-            return list(self._messages)
+        return self._queue.messages
 
     @property
     def usage(self) -> Usage:
-        with self._lock:
-            return self._usage
+        return self._queue.usage
 
     @property
     def history(self) -> list[Result]:
         """One Result per finished request, oldest first (kept across ``reset``)."""
-        with self._lock:
-            return list(self._history)
+        return self._queue.history
 
     @property
     def last_result(self) -> Result | None:
-        with self._lock:
-            return self._history[-1] if self._history else None
+        return self._queue.last_result
 
     @property
     def config(self) -> AgentConfig:
@@ -123,26 +133,19 @@ class Session(SessionRunner):
 
     @property
     def current_request_id(self) -> str | None:
-        with self._lock:
-            return self._active.request_id if self._active else None
+        return self._queue.active_id
 
     def health(self) -> dict[str, Any]:
         """Status without waiting: ``running`` while a request runs; after a background
         request its final status and turns, after a chat ``idle`` and 0 (reference §7.7)."""
-        with self._lock:
-            active = self._active
-            status, turns = self._last
-            if active is not None:
-                status = "running"
-                turns = active.state.turn if active.state is not None else 0
-            return {
-                "id": self.id, "name": self.name, "status": status, "busy": active is not None,
-                "request_id": active.request_id if active else None, "turns": turns,
-                "message_count": len(self._messages), "usage": self._usage,
-                "uptime_ms": max(1, int((time.monotonic() - self._born) * 1000)),
-                "pending_count": len(self._pending), "max_pending": self._config.max_pending,
-                "model": self._config.model,
-            }
+        queue = self._queue.status()
+        return {
+            "id": self.id, "name": self.name, "status": queue["status"],
+            "busy": queue["busy"], "request_id": queue["request_id"], "turns": queue["turns"],
+            "message_count": queue["message_count"], "usage": queue["usage"],
+            "uptime_ms": queue["uptime_ms"], "pending_count": queue["pending_count"],
+            "max_pending": self._config.max_pending, "model": self._config.model,
+        }
 
     # ---- chat ---------------------------------------------------------------------------
 
@@ -160,8 +163,9 @@ class Session(SessionRunner):
         is up never starts.
         """
         timeout = _timeout(timeout)
-        job = self._job(prompt, request_id, "chat", on_event=on_event, output_type=output_type)
-        return await self._chat(job, timeout)
+        request = self._request(prompt, request_id, "chat", on_event=on_event,
+                                output_type=output_type)
+        return await self._queue.chat(request, timeout)
 
     async def astream_chat(self, prompt: Prompt, on_chunk: Callable[[str], Any] | None = None,
                            *, request_id: str | None = None,
@@ -169,8 +173,8 @@ class Session(SessionRunner):
                            timeout: float | None = None, output_type: Any = None) -> Result:
         """``achat`` streaming: ``on_chunk`` gets each text delta as it arrives."""
         timeout = _timeout(timeout)
-        job = self._job(prompt, request_id, "chat", True, on_chunk, on_event, output_type)
-        return await self._chat(job, timeout)
+        request = self._request(prompt, request_id, "chat", True, on_chunk, on_event, output_type)
+        return await self._queue.chat(request, timeout)
 
     def chat(self, prompt: Prompt = None, *, request_id: str | None = None,
              on_event: Callable[[Event], Any] | None = None,
@@ -180,8 +184,9 @@ class Session(SessionRunner):
         ``timeout`` (seconds) ``TimeoutError`` is raised and the request keeps running on
         the private loop thread (see ``achat``)."""
         timeout = _timeout(timeout)
-        job = self._job(prompt, request_id, "chat", on_event=on_event, output_type=output_type)
-        return self._blocking(job, timeout)
+        request = self._request(prompt, request_id, "chat", on_event=on_event,
+                                output_type=output_type)
+        return self._blocking(request, timeout)
 
     def stream_chat(self, prompt: Prompt, on_chunk: Callable[[str], Any] | None = None, *,
                     request_id: str | None = None,
@@ -189,13 +194,13 @@ class Session(SessionRunner):
                     timeout: float | None = None, output_type: Any = None) -> Result:
         """Blocking ``astream_chat``."""
         timeout = _timeout(timeout)
-        job = self._job(prompt, request_id, "chat", True, on_chunk, on_event, output_type)
-        return self._blocking(job, timeout)
+        request = self._request(prompt, request_id, "chat", True, on_chunk, on_event, output_type)
+        return self._blocking(request, timeout)
 
-    def _job(self, prompt: Prompt, request_id: str | None, kind: Any, streaming: bool = False,
-             on_chunk: Callable[[str], Any] | None = None,
-             on_event: Callable[[Event], Any] | None = None,
-             output_type: Any = None) -> Job:
+    def _request(self, prompt: Prompt, request_id: str | None, kind: RequestKind,
+                 streaming: bool = False, on_chunk: Callable[[str], Any] | None = None,
+                 on_event: Callable[[Event], Any] | None = None,
+                 output_type: Any = None) -> SessionRequest:
         if output_type is not None:
             from alloy_nb.output import output_spec
 
@@ -203,17 +208,17 @@ class Session(SessionRunner):
         if on_chunk is not None and not callable(on_chunk):
             raise ConfigError(f"on_chunk must be a callable taking a str, got {on_chunk!r}")
         message = prompt_message(prompt)
-        return Job(request_id or new_id(16), message, kind, streaming, on_chunk, on_event,
-                   output_type=output_type)
+        return SessionRequest(request_id or new_id(16), message, kind, streaming, on_chunk,
+                              on_event, output_type=output_type)
 
-    def _blocking(self, job: Job, timeout: float | None = None) -> Result:
+    def _blocking(self, request: SessionRequest, timeout: float | None = None) -> Result:
         try:
-            return _sync.run_sync(self._chat(job, timeout))
+            return _sync.run_sync(self._queue.chat(request, timeout))
         except KeyboardInterrupt as exc:
-            done = job.future.done()
-            result = job.future.result() if done else Result(
+            done = request.future.done()
+            result = request.future.result() if done else Result(
                 messages=self.messages, usage=self.usage, status="cancelled",
-                error="cancelled", request_id=job.request_id)
+                error="cancelled", request_id=request.request_id)
             raise AgentError(result) from exc
 
     # ---- background requests ------------------------------------------------------------
@@ -227,51 +232,15 @@ class Session(SessionRunner):
         private loop thread. Raises ``Busy`` when a request runs and ``max_pending`` is 0,
         ``QueueFull`` when ``max_pending`` requests already wait.
         """
-        job = self._job(prompt, request_id, "background", streaming, on_chunk, on_event)
-        with self._lock:
-            if self._active is None and not self._pending:
-                self._register(job)
-                start = True
-            else:
-                limit = self._config.max_pending
-                if limit == 0:
-                    raise Busy(f"session {self.id} is running request "
-                               f"{self._active.request_id if self._active else '?'} and "
-                               "max_pending is 0; wait, cancel it, or set max_pending")
-                if len(self._pending) >= limit:
-                    raise QueueFull(f"session {self.id} already has {limit} queued requests")
-                old = self._jobs.get(job.request_id)
-                if old is not None and not old.finished:
-                    raise ConfigError(f"request id {job.request_id!r} is already in use")
-                self._jobs[job.request_id] = job
-                self._pending.append(job)
-                start = False
-        if start:
-            self._launch(job)
-        return job.request_id
+        request = self._request(prompt, request_id, "background", streaming, on_chunk,
+                                on_event)
+        self._queue.submit(request)
+        return request.request_id
 
     def cancel_request(self, request_id: str) -> bool:
         """Cancel a running request (its task is cancelled; history repaired, usage kept)
         or remove a queued one. True when found, False for unknown or finished ids."""
-        with self._lock:
-            job = self._jobs.get(request_id)
-            if job is None or job.finished:
-                return False
-            if job is self._active:
-                job.cancel_requested = True
-            elif job in self._pending:
-                self._pending.remove(job)
-                job.finished = True
-            else:
-                return False
-        if not job.finished:
-            job.cancel_task()
-            return True
-        result = Result(messages=self.messages, usage=self.usage, status="cancelled",
-                        error="cancelled", request_id=request_id)
-        result = result.model_copy(update={"cancelled_phase": "queued"})
-        self._complete(job, result, Emitter(request_id))
-        return True
+        return self._queue.cancel(request_id)
 
     def cancel(self) -> bool:
         """Cancel the running request, if any (the queue is left alone)."""
@@ -281,32 +250,11 @@ class Session(SessionRunner):
     def wait(self, request_id: str, timeout: float | None = None) -> Result:
         """Block until a request has finished and return its Result (never raises for a
         failed run). From code running on the request's own loop, ``await result()``."""
-        job = self._get(request_id)
-        if not job.future.done():
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            with self._lock:
-                loop = job.loop or (self._active.loop if self._active else None)
-            if running is not None and (loop is None or loop is running):
-                raise RuntimeError(
-                    "session.wait() would block the event loop this request runs on; "
-                    "use `await session.result(request_id)` instead")
-        return job.future.result(timeout)
+        return self._queue.wait(request_id, timeout)
 
     async def result(self, request_id: str, timeout: float | None = None) -> Result:
         """Await a request's Result from any loop; cancelling the await leaves it running."""
-        job = self._get(request_id)
-        await asyncio.wait_for(await_future(job.future), timeout)
-        return job.future.result()
-
-    def _get(self, request_id: str) -> Job:
-        with self._lock:
-            job = self._jobs.get(request_id)
-        if job is None:
-            raise KeyError(f"no request {request_id!r} in session {self.id}")
-        return job
+        return await self._queue.result(request_id, timeout)
 
     # ---- subscribers --------------------------------------------------------------------
 
@@ -316,63 +264,41 @@ class Session(SessionRunner):
         the loop running the request; one that raises is logged and ignored."""
         if not callable(callback):
             raise ConfigError(f"subscribe needs a callable taking an Event, got {callback!r}")
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._queue.subscribe(callback)
 
     # ---- model, reset, close ------------------------------------------------------------
 
     def set_model(self, provider: Any) -> None:
         """Switch provider (any spec ``run`` accepts); history, usage and options stay. The
         context budget follows the new model unless ``max_tokens`` was given explicitly."""
-        with self._lock:
-            self._check_idle("switch the model")
+        with self._queue.idle("switch the model"):
             self._config = self._config.with_provider(provider)
 
     def configure(self, **options: Any) -> None:
         """Change loop options between requests (``tools``, ``system_prompt``, ``max_turns``,
         ``provider`` …); validated like the constructor, and history and usage stay."""
-        with self._lock:
-            self._check_idle("reconfigure the session")
+        with self._queue.idle("reconfigure the session"):
             self._config = self._config.replace(**options)
 
     def reset(self) -> None:
         """Forget the history (and the queue); ``usage``, ``id`` and ``history`` stay."""
-        with self._lock:
-            self._check_idle("reset the session")
-            self._messages = []
-            self._pending.clear()
-            self._last = ("idle", 0)
-            self.updated_at = _now()
+        self._queue.reset()
 
     async def aclose(self) -> None:
         """Cancel queued and running requests, run ``session_end`` middleware, then (once)
         ``on_shutdown(session)``. A ``session_id`` that ``session_end`` puts in the
         context becomes ``session.id`` first (reference §7.8); ``on_shutdown`` errors are
         logged, never raised."""
-        with self._lock:
-            queued = list(self._pending)
-            active = self._active
-        for job in queued:
-            self.cancel_request(job.request_id)
-        if active is not None:
-            self.cancel_request(active.request_id)
-            await await_future(active.future)
+        await self._queue.cancel_all()
         if self._config.middleware:
             state = AgentState(messages=self.messages, usage=self.usage, config=self._config,
-                               context={**self._context, "session_id": self.id})
+                               context={**self._queue.context, "session_id": self.id})
             try:
                 out = await run_hook(self._config.middleware, "session_end", state)
                 if isinstance(out, Halt):
                     log.warning("session_end middleware halted: %s", out.reason)
                 else:
-                    self._adopt_session_id(out.context)
+                    self._queue.adopt_session_id(out.context)
             except Exception:
                 log.exception("session_end middleware raised; ignoring")
         await self._shutdown_callback()
@@ -408,21 +334,42 @@ class Session(SessionRunner):
 
     def snapshot(self) -> SessionSnapshot:
         """A key-free, JSON-ready picture: id, name, messages, usage, system prompt, model."""
-        return _session_store.snapshot(self)
+        config = self._config
+        health = self.health()
+        return SessionSnapshot(
+            id=self.id,
+            name=self.name,
+            messages=self.messages,
+            usage=self.usage,
+            system_prompt=config.system_prompt,
+            model=config.model or None,
+            provider=str(getattr(config.provider, "name", "") or "") or None,
+            max_tokens=config.max_tokens if config.max_tokens_explicit else None,
+            metadata={**self.metadata, "status": health["status"], "turns": health["turns"]},
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write ``snapshot()`` as JSON (atomically). Never writes keys or ``context``."""
-        return _session_store.save(self.snapshot(), path)
+        return _store.save(self.snapshot(), path)
 
     @classmethod
     def load(cls, path: str | Path, provider: Any = None, **options: Any) -> Session:
         """A Session continuing a saved one. ``provider`` defaults to the saved provider and
         model (``"anthropic:MODEL"``…, key from the environment); options as ``Session``."""
-        return _session_store.load(cls, path, provider, options)
+        snap = _store.read(path)
+        provider, options = _store.restored_options(snap, path, provider, options)
+        session = cls(provider=provider, id=snap.id, name=snap.name, messages=snap.messages,
+                      metadata=_store.saved_metadata(snap), **options)
+        session._restore(snap.usage, snap.created_at, snap.updated_at)
+        return session
 
     def export_markdown(self, path: str | Path | None = None) -> str:
         """The conversation as Markdown (thinking collapsed, tool calls/results fenced)."""
-        return _session_store.export_markdown(self, path)
+        return _store.export_markdown(
+            title=self.name or f"Session {self.id}", model=self.model, messages=self.messages,
+            usage=self.usage, system_prompt=self._config.system_prompt, path=path)
 
     def __repr__(self) -> str:
         health = self.health()

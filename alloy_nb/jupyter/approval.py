@@ -34,19 +34,22 @@ class Approver:
 
     def __call__(self, tool_name: str, code: str) -> bool | asyncio.Future[bool]:
         if self.policy == "always":
-            return self._record(tool_name, True)
+            return self._record(tool_name, True, code, " (approve policy: always)")
         if self.policy == "never":
-            return self._record(tool_name, False)
+            return self._record(tool_name, False, code, " (approve policy: never)")
         if self.mode == "background" and hasattr(self.view, "add"):
             return self._card(tool_name, code)
         if self.mode == "background":
             print(f"[alloy] {tool_name} needs approval, but this background run has no "
                   "widgets to ask with; denied. Run the cell without --background to be asked.")
-            return self._record(tool_name, False)
-        return self._record(tool_name, _ask_stdin(tool_name, code))
+            return self._record(tool_name, False, code, " (no one to ask)")
+        return self._record(tool_name, _ask_stdin(tool_name, code), code)
 
-    def _record(self, tool_name: str, ok: bool) -> bool:
+    def _record(self, tool_name: str, ok: bool, code: str = "", how: str = "") -> bool:
         self.log.append((tool_name, ok))
+        tell = getattr(self.view, "approval", None)  # the verdict goes into the transcript
+        if callable(tell):
+            tell(tool_name, code, ok, how)
         return ok
 
     def _card(self, tool_name: str, code: str) -> asyncio.Future[bool]:
@@ -55,7 +58,7 @@ class Approver:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         def decide(ok: bool) -> None:
-            self._record(tool_name, ok)
+            self._record(tool_name, ok, code)
             if not future.done():
                 future.set_result(ok)
 

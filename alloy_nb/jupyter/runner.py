@@ -219,7 +219,7 @@ def conclude(view: View, outcome: Result | BaseException) -> None:
         t.finish(status="cancelled")
     else:
         t.finish(status="error", error=f"{type(outcome).__name__}: {outcome}")
-    view.finalize()
+    _call(view.finalize)  # a drawing failure must never cost the caller its Result
 
 
 def _safe(fn: Callable[[], Any]) -> bool:
@@ -277,6 +277,7 @@ class BackgroundRun:
         self.name = name
         self.view = view
         self.stop_requested = False
+        self.republished = False  # the final view was published again under a later cell
         self._cancel = cancel
         self._future: asyncio.Future[Result] | concurrent.futures.Future[Result] | None = None
         self._kernel_loop = False
@@ -336,6 +337,7 @@ class BackgroundRun:
                 return await (asyncio.shield(fut) if shield else fut)
         finally:
             if fut.done():
+                self.republished = True
                 _resend(self.view)  # under the awaiting cell: nbclient records it there
 
     def __await__(self) -> Any:

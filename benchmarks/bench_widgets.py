@@ -62,14 +62,29 @@ for c in chunks:
 
 
 def _run(kc: Any, code: str) -> tuple[list[dict[str, Any]], float]:
+    """Execute ``code``; its IOPub messages and wall time. The naive run floods IOPub past
+    ZMQ's high-water mark, which may drop even the "idle" status, so the shell's
+    execute_reply also ends the wait (then IOPub is drained briefly)."""
     msg_id = kc.execute(code)
     start = time.monotonic()
     own: list[dict[str, Any]] = []
+    replied_at: float | None = None
     while True:
+        if replied_at is None:
+            try:
+                reply = kc.get_shell_msg(timeout=0)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    replied_at = time.monotonic()
+            except queue.Empty:
+                pass
         try:
-            msg = kc.get_iopub_msg(timeout=180)
-        except queue.Empty as exc:
-            raise RuntimeError(f"no reply to {code[:40]!r}") from exc
+            msg = kc.get_iopub_msg(timeout=0.05)
+        except queue.Empty:
+            if replied_at is not None and time.monotonic() - replied_at > 2:
+                return own, replied_at - start
+            if time.monotonic() - start > 300:
+                raise RuntimeError(f"no reply to {code[:40]!r}") from None
+            continue
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         if msg["msg_type"] == "error":

@@ -26,21 +26,27 @@ _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})\s*([^`\s]*)")
 _MATH = re.compile(r"^\s{0,3}\$\$")
 
 
+def _step(line: str, fence: str | None, math: bool) -> tuple[str | None, bool]:
+    """Fence / ``$$`` state after ``line`` (a tiny CommonMark-ish scanner)."""
+    m = _FENCE.match(line)
+    if m:
+        if fence is None:
+            return m.group(1), math
+        if m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
+                and not line.strip().strip(fence[0]):
+            return None, math
+    elif fence is None and _MATH.match(line) and line.count("$$") % 2:
+        return fence, not math
+    return fence, math
+
+
 def close_open_fence(text: str) -> str:
     """Close an unterminated code fence (and ``$$`` math block) so half-streamed code does
     not swallow what follows; for display only, the text itself is not changed."""
     fence: str | None = None
     math = False
     for line in text.splitlines():
-        m = _FENCE.match(line)
-        if m:
-            if fence is None:
-                fence = m.group(1)
-            elif m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
-                    and not line.strip().strip(fence[0]):
-                fence = None
-        elif fence is None and _MATH.match(line) and line.count("$$") % 2:
-            math = not math
+        fence, math = _step(line, fence, math)
     if fence:
         return text + "\n" + fence
     return text + ("\n$$" if math else "")
@@ -54,8 +60,8 @@ def scrub_secrets(text: str) -> str:
 # ---- the transcript: what one run has shown so far ------------------------------------
 
 # past this, the live text block is split at its last paragraph break: the finished part
-# becomes its own output and each update re-sends only the tail (bounded traffic)
-FREEZE_CHARS = 600
+# becomes its own output and each update re-sends only the unfinished paragraph
+FREEZE_CHARS = 0
 _STATUS_LABEL = {
     "running": "● running",
     "completed": "✓ completed",
@@ -82,6 +88,11 @@ class Block:
     error: str | None = None
     duration_ms: int | None = None
     cont: bool = False  # a text block that continues the previous one (a split)
+    # incremental scan for paragraph breaks outside fences (each character read once)
+    scan_pos: int = 0
+    scan_fence: str | None = None
+    scan_math: bool = False
+    scan_best: int = 0
 
     def touch(self) -> None:
         self.version += 1
@@ -146,18 +157,22 @@ def _clip(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit:,} more chars)"
 
 
-def _split_point(text: str) -> int | None:
-    """Index just after the last blank line that is outside a code fence, if any."""
-    inside, math, pos, best = False, False, 0, None
-    for line in text.splitlines(keepends=True):
-        if _FENCE.match(line):
-            inside = not inside
-        elif not inside and _MATH.match(line) and line.count("$$") % 2:
-            math = not math
-        pos += len(line)
-        if not inside and not math and not line.strip() and pos < len(text):
-            best = pos
-    return best
+def _split_point(block: Block) -> int:
+    """Index just after the last blank line outside a code fence or ``$$`` block (0 if
+    none); scans only the lines completed since the last call."""
+    text = block.text
+    pos = block.scan_pos
+    while True:
+        end = text.find("\n", pos)
+        if end < 0:
+            break
+        line = text[pos:end]
+        block.scan_fence, block.scan_math = _step(line, block.scan_fence, block.scan_math)
+        pos = end + 1
+        if block.scan_fence is None and not block.scan_math and not line.strip():
+            block.scan_best = pos
+    block.scan_pos = pos
+    return block.scan_best
 
 
 class Transcript:
@@ -226,9 +241,11 @@ class Transcript:
             self.version += 1
         last.text += text
         last.touch()
-        if kind == "text" and len(last.text) > FREEZE_CHARS and "\n" in text:
-            cut = _split_point(last.text)
-            if cut:
+        if kind == "text":
+            if "\n" in text:  # a line ended: scan it (partial lines are never re-read)
+                _split_point(last)
+            cut = last.scan_best
+            if FREEZE_CHARS < cut < len(last.text):
                 head, tail = last.text[:cut], last.text[cut:]
                 last.text, last.frozen = head, True
                 self.blocks.append(Block(kind="text", text=tail, version=1, cont=True))

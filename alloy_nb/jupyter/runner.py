@@ -38,7 +38,9 @@ __all__ = [
 
 log = logging.getLogger("alloy_nb")
 
-FLUSH_INTERVAL_S = 0.05  # at most ~20 view updates per second, whatever the token rate
+# at most 10 flushes a second, whatever the token rate; a flush sends one or two messages
+# (the live paragraph, plus one output with what was finished since), so <= 20 msg/s
+FLUSH_INTERVAL_S = 0.1
 _POLL_S = 0.05
 
 Post = Callable[[Callable[[], Any]], None]

@@ -15,7 +15,7 @@ import html
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alloy_nb.jupyter.render import (
@@ -47,7 +47,9 @@ def _new(cls: Any, *classes: str, **kw: Any) -> Any:
 
 
 def _md(markdown: str) -> dict[str, Any]:
-    return {"text/markdown": markdown or " ", "text/plain": markdown}
+    """A Markdown output. No ``text/plain`` copy: it would double every live update, and
+    every front end that shows notebooks renders Markdown."""
+    return {"text/markdown": markdown or " "}
 
 
 def _widget_bundle(widget: Any, text: str) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def _publish(data: dict[str, Any], display_id: str, *, update: bool) -> None:
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    return uuid.uuid4().hex[:16]  # sent with every update: short, still unique enough
 
 
 def _close(*widgets: Any) -> None:
@@ -81,19 +83,39 @@ def _close(*widgets: Any) -> None:
 
 @dataclass
 class _Slot:
-    """One output of the cell: a block, an approval card, the banner or the footer."""
+    """One output of the cell: consecutive blocks, an approval card, or the status line."""
 
     display_id: str
-    sent: Any = None  # the Markdown (or bundle) last published, to skip no-op updates
-    version: int = -1
+    kind: str = "blocks"  # "blocks" | "card" | "status" | "banner"
+    blocks: list[Block] = field(default_factory=list)
+    sent: Any = None  # what was last published (None: not published yet)
+    versions: tuple[int, ...] = ()
     widget: Any = None
+
+    def markdown(self) -> str:
+        parts: list[str] = []
+        texts: list[str] = []  # a paragraph group split while streaming: one text again
+        for block in self.blocks:
+            if block.kind == "text":
+                texts.append(block.text)
+                continue
+            if texts:
+                parts.append(block_markdown(Block(kind="text", text="".join(texts))))
+                texts = []
+            parts.append(block_markdown(block))
+        if texts:
+            parts.append(block_markdown(Block(kind="text", text="".join(texts))))
+        return "\n\n".join(p for p in parts if p)
 
 
 class RunView:
-    """A run as outputs: one per finished block, a live tail, and a footer (with a Stop
-    button when ``on_stop`` is given, i.e. background runs; blocking runs say "■").
+    """A run as outputs: a status line (with a Stop button when ``on_stop`` is given, i.e.
+    background runs; "■ interrupt" for blocking ones), then the answer, each output a
+    group of finished paragraphs, a tool card or an approval, the last one live.
 
-    ``flush()`` publishes only what changed since the last flush; callers throttle it.
+    ``flush()`` publishes only what changed since the last flush (callers throttle it):
+    the live paragraph, and at most one new output holding what was finished since.
+    When the run ends the status line is emptied and the footer follows the answer.
     """
 
     def __init__(
@@ -105,10 +127,10 @@ class RunView:
     ) -> None:
         self.transcript = transcript
         self.banner = banner
-        self._on_stop = on_stop
         self._slots: list[_Slot] = []
-        self._placed: dict[int, _Slot] = {}  # id(block) -> its output
-        self._tail: _Slot | None = None
+        self._placed: set[int] = set()  # id() of blocks already in a slot
+        self._status: _Slot | None = None
+        self._status_text = ""
         self._card: _Slot | None = None  # an approval card waiting for a click
         self.footer: Any = None
         self.stop_button: Any = None
@@ -129,88 +151,85 @@ class RunView:
     # -- outputs ------------------------------------------------------------------------
 
     def show(self) -> None:
-        """Publish the first outputs: the banner (if any) and the footer."""
+        """Publish the first outputs: the banner (if any) and the status line."""
         if self.banner:
-            slot = _Slot(_new_id())
+            slot = _Slot(_new_id(), kind="banner")
             slot.sent = f"> ⓘ {html.escape(self.banner, quote=False)}"
             _publish(_md(slot.sent), slot.display_id, update=False)
             self._slots.append(slot)
-        self._new_tail()
+        self._status = _Slot(_new_id(), kind="status")
+        self._status_text = self.transcript.footer()
+        _publish(self._status_bundle(), self._status.display_id, update=False)
+        self._status.sent = True
+        self._slots.append(self._status)
         self.display_id = self._slots[0].display_id
 
-    def _tail_bundle(self) -> dict[str, Any]:
+    def _status_bundle(self) -> dict[str, Any]:
         t = self.transcript
         if self._controls is None:
-            return _md(t.footer_markdown("" if self.finished else _BLOCKING_HINT))
+            return _md(f"<sub>{html.escape(t.footer(), quote=False)} · {_BLOCKING_HINT}</sub>")
         return _widget_bundle(self._controls, t.footer())
 
-    def _new_tail(self) -> None:
-        slot = _Slot(_new_id())
-        slot.sent = self._footer_key()
-        _publish(self._tail_bundle(), slot.display_id, update=False)
-        self._slots.append(slot)
-        self._tail = slot
-
-    def _footer_key(self) -> str:
-        return self.transcript.footer()
-
-    def _take_tail(self, data: dict[str, Any]) -> _Slot:
-        """Turn the footer output into ``data`` (outputs cannot be inserted above another
-        one, so the footer moves down: a new one is published after the caller's outputs)."""
-        slot = self._tail
-        if slot is None:  # never shown (tests) or already finished
-            slot = _Slot(_new_id())
-            _publish(data, slot.display_id, update=False)
-            self._slots.append(slot)
-        else:
-            _publish(data, slot.display_id, update=True)
-        self._tail = None
-        return slot
-
     def flush(self) -> None:
-        """Publish changed blocks, new blocks (the live one last) and the footer."""
+        """Publish what changed: the live output, new outputs, the status line."""
         t = self.transcript
-        fresh: list[Block] = []
+        prev: Block | None = None
         for block in t.blocks:
-            slot = self._placed.get(id(block))
-            if slot is None:
-                fresh.append(block)
-            elif slot.version != block.version:
-                slot.version = block.version
-                markdown = block_markdown(block)
-                if markdown != slot.sent:
-                    slot.sent = markdown
-                    _publish(_md(markdown), slot.display_id, update=True)
-        for n, block in enumerate(fresh):
-            markdown = block_markdown(block)
-            data = _md(markdown)
-            if n == 0 and self._tail is not None:
-                slot = self._take_tail(data)
-            else:
-                slot = _Slot(_new_id())
-                _publish(data, slot.display_id, update=False)
-                self._slots.append(slot)
-            slot.sent, slot.version = markdown, block.version
-            self._placed[id(block)] = slot
-        if self.finished:
-            return
-        if fresh and self._tail is None:
-            self._new_tail()
-        elif self._tail is not None and self._tail.sent != self._footer_key():
-            self._tail.sent = self._footer_key()
+            if id(block) not in self._placed:
+                self._place(block, prev)
+            prev = block
+        for slot in self._slots:
+            if slot.kind == "blocks":
+                self._sync(slot)
+        status = t.footer()
+        if self._status is not None and not self.finished and status != self._status_text:
+            self._status_text = status
             if self.footer is not None:
-                self.footer.value = _FOOTER.format(html.escape(t.footer()))
+                self.footer.value = _FOOTER.format(html.escape(status))
             else:
-                _publish(self._tail_bundle(), self._tail.display_id, update=True)
+                _publish(self._status_bundle(), self._status.display_id, update=True)
+
+    def _place(self, block: Block, prev: Block | None) -> None:
+        """Put a new block into the last output when it continues a paragraph group that
+        was still live at the last flush, else into a new output."""
+        self._placed.add(id(block))
+        last = self._slots[-1] if self._slots else None
+        if (last is not None and last.kind == "blocks" and block.kind == "text" and block.cont
+                and block.frozen and last.blocks and last.blocks[-1] is prev and prev is not None
+                and prev.frozen and not self._frozen_when_sent(last)):
+            last.blocks.append(block)
+            return
+        slot = _Slot(_new_id(), blocks=[block])
+        self._slots.append(slot)
+
+    @staticmethod
+    def _frozen_when_sent(slot: _Slot) -> bool:
+        """Whether the slot's last block was already final when last published (then the
+        group is closed: what follows goes to a new output, the old one is not re-sent)."""
+        return bool(slot.sent is not None and slot.versions
+                    and slot.blocks[-1].frozen and slot.versions[-1] == slot.blocks[-1].version
+                    and len(slot.versions) == len(slot.blocks))
+
+    def _sync(self, slot: _Slot) -> None:
+        versions = tuple(b.version for b in slot.blocks)
+        if slot.sent is not None and versions == slot.versions:
+            return
+        slot.versions = versions
+        markdown = slot.markdown()
+        if markdown == slot.sent:
+            return
+        _publish(_md(markdown), slot.display_id, update=slot.sent is not None)
+        slot.sent = markdown
 
     def add(self, widget: Any) -> None:
-        """Show an approval card (a widget) after the blocks shown so far."""
+        """Show an approval card (a widget) after the outputs shown so far."""
         self.flush()
-        slot = self._take_tail(_widget_bundle(widget, "approval requested: waiting…"))
-        slot.widget = widget
+        slot = _Slot(_new_id(), kind="card", widget=widget)
+        _publish(_widget_bundle(widget, "approval requested: waiting…"), slot.display_id,
+                 update=False)
+        slot.sent = True
+        self._slots.append(slot)
         self._card = slot
-        if not self.finished:
-            self._new_tail()
 
     def approval(self, tool_name: str, code: str, allowed: bool, how: str = "") -> None:
         """Record a verdict; a waiting card is replaced in place by its static form."""
@@ -218,29 +237,36 @@ class RunView:
         if threading.current_thread() is not threading.main_thread():
             return  # a tool run off the main thread: the next flush shows the verdict
         card, self._card = self._card, None
-        if card is not None:
-            markdown = block_markdown(block)
-            card.sent, card.version = markdown, block.version
-            self._placed[id(block)] = card
-            _publish(_md(markdown), card.display_id, update=True)
-            _close(card.widget)
-            card.widget = None
-        else:
+        if card is None:
             self.flush()
+            return
+        self._placed.add(id(block))
+        card.kind, card.blocks, card.sent = "blocks", [block], True
+        _close(card.widget)
+        card.widget = None
+        self._sync(card)
 
     def finalize(self) -> None:
-        """The run is over: last flush, then every live output becomes static Markdown
-        (the footer loses its Stop button and ■ hint; a card nobody answered says so)."""
+        """The run is over: every live output becomes static Markdown. The status line
+        (Stop, ■) is emptied, the footer is published after the answer, and a card
+        nobody answered says so."""
         self.flush()
         self.finished = True
         if self._card is not None:  # the run ended while a card waited for a click
             card, self._card = self._card, None
-            _publish(_md("> ✋ approval request not answered: the run ended"),
-                     card.display_id, update=True)
+            card.kind, card.sent = "done", "> ✋ approval request not answered: the run ended"
+            _publish(_md(card.sent), card.display_id, update=True)
             _close(card.widget)
-        if self._tail is not None:
-            self._tail.sent = None
-            _publish(self._tail_bundle(), self._tail.display_id, update=True)
+        footer = _Slot(_new_id(), kind="footer", sent=self.transcript.footer_markdown())
+        if any(s.kind == "blocks" for s in self._slots) or self._status is None:
+            _publish(_md(footer.sent), footer.display_id, update=False)
+            self._slots.append(footer)
+            if self._status is not None:
+                _publish(_EMPTY, self._status.display_id, update=True)
+        else:  # nothing was said: the footer takes the status line's place
+            _publish(_md(footer.sent), self._status.display_id, update=True)
+        if self._status is not None:
+            self._status.kind = "done"
         _close(self._controls)
 
     def resend(self) -> None:
@@ -254,7 +280,8 @@ class RunView:
         if not self._slots:
             return
         head, *rest = self._slots
-        _publish(_md(self.transcript.to_markdown(self.banner)), head.display_id, update=True)
+        whole = self.transcript.to_markdown(self.banner)
+        _publish({"text/markdown": whole, "text/plain": whole}, head.display_id, update=True)
         for slot in rest:
             _publish(_EMPTY, slot.display_id, update=True)
 

@@ -203,9 +203,7 @@ def register_formatters(shell: Any, chat: Callable[[Any], Any]) -> None:
 
     def show_session(session: Any) -> None:
         if frontend(shell) == "plain":
-            from IPython.display import display
-
-            display({"text/plain": repr(session)}, raw=True)
+            print(repr(session))  # what Out[] would have shown
             return
         chat(session).show()
 

@@ -242,13 +242,16 @@ class Transcript:
         last.text += text
         last.touch()
         if kind == "text":
+            before = last.scan_best
             if "\n" in text:  # a line ended: scan it (partial lines are never re-read)
                 _split_point(last)
-            cut = last.scan_best
+            cut = last.scan_best if last.scan_best < len(last.text) else before
             if FREEZE_CHARS < cut < len(last.text):
                 head, tail = last.text[:cut], last.text[cut:]
                 last.text, last.frozen = head, True
-                self.blocks.append(Block(kind="text", text=tail, version=1, cont=True))
+                rest = Block(kind="text", text=tail, version=1, cont=True)
+                _split_point(rest)  # its finished lines, so the next delta can split it
+                self.blocks.append(rest)
                 self.version += 1
 
     def _freeze_live(self) -> None:

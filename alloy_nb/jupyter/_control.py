@@ -303,7 +303,7 @@ class Controller:
             f"alloy · {name} · {session.model}", session,
             send=lambda prompt, make: self.ask(prompt, name=name, background=True,
                                                view_factory=make),
-            banner=self.banner(session),
+            banner=self.banner(session), with_input=_interactive(self.shell),
         )
         self.chats.append(view)
         return view
@@ -450,6 +450,19 @@ def _overridden(session: Any, spec: str | None, update: dict[str, Any]) -> Itera
             session.set_model(before.provider)
         if update:
             session.configure(**{k: getattr(before, k) for k in update})
+
+
+def _interactive(shell: Any) -> bool:
+    """Whether a person drives this cell: front ends that cannot answer ``input()``
+    (nbclient, nbconvert, papermill: ``allow_stdin`` false) get no chat input box, so
+    what they save is static Markdown only."""
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+    except Exception:
+        return True
+    content = (parent or {}).get("content") or {}
+    return bool(content.get("allow_stdin", True))
 
 
 def _cell_id(shell: Any) -> str | None:

@@ -347,8 +347,9 @@ class ChatView:
 
     def __init__(self, title: str, session: Any,
                  send: Callable[[str, Callable[..., Any]], Any],
-                 banner: str | None = None) -> None:
+                 banner: str | None = None, with_input: bool = True) -> None:
         w = _w()
+        self.with_input = with_input
         self.title = title
         self.session = session
         self.banner = banner
@@ -387,20 +388,24 @@ class ChatView:
         return "<sub>Type below: Enter sends, Shift+Enter adds a line.</sub>\n\n" + _KEYS_JS
 
     def _put(self, i: int, data: dict[str, Any], key: Any) -> None:
-        if self._sent[i] == key:
+        if self._sent[i] == key or (i > 0 and not self.with_input):
             return
         _publish(data, self._ids[i], update=True)
         self._sent[i] = key
 
     def show(self) -> None:
-        """Publish the three outputs (conversation, live line, input box)."""
+        """Publish the conversation, then (for a person at the notebook) the live line and
+        the input box; executed notebooks (nbclient) get the conversation only."""
         conversation = self.conversation()
         _publish(_md(conversation), self._ids[0], update=False)
+        self._sent = [conversation, None, None]
+        self.shown = True
+        if not self.with_input:
+            return
         _publish(_md(self._idle_line()), self._ids[1], update=False)
         _publish(_widget_bundle(self.widget, "(chat input: live while the kernel runs)"),
                  self._ids[2], update=False)
         self._sent = [conversation, "idle", "widget"]
-        self.shown = True
 
     def refresh(self) -> None:
         """Re-publish the conversation if the session changed (any cell may have sent a

@@ -9,6 +9,7 @@ outputs, the chat's conversation, and the fence closer.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -45,7 +46,7 @@ def _published(monkeypatch: Any) -> list[dict[str, Any]]:
 
 def _stream(text: str, cuts: list[int]) -> list[str]:
     points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
-    return [text[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+    return [text[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 @settings(max_examples=300, deadline=None,

@@ -495,5 +495,9 @@ def conversation_markdown(messages: list[Any], *, footer: str = "") -> str:
 
 
 def user_turn_markdown(text: str) -> str:
-    """A user's turn: a quote under "You", escaped so it shows as typed."""
-    return "**🧑 You**\n\n" + _quote(text)
+    """A user's turn: a quote under "You", escaped and with its line breaks kept (a
+    trailing backslash is a hard break), so it shows as typed."""
+    lines = _quote(text.strip()).split("\n")
+    kept = [line + "\\" if line.strip() != ">" and nxt.strip() != ">" else line
+            for line, nxt in zip(lines, lines[1:], strict=False)]
+    return "**🧑 You**\n\n" + "\n".join([*kept, lines[-1]])

@@ -317,8 +317,12 @@ class ApprovalCard:
         self._decide(ok)
 
 
-# Enter sends, Shift+Enter adds a line: ipywidgets' Textarea has no key events, so a
-# small listener (run by Jupyter for trusted Markdown only; idempotent) clicks Send.
+# Enter sends, Shift+Enter adds a line. ipywidgets' Textarea has no key events, so a small
+# listener (run by Jupyter for trusted Markdown only; idempotent) handles Enter. It does
+# not click Send: ipywidgets may hold back value updates while the kernel is busy, and
+# the click would overtake the text. It appends a marker to the text instead; the kernel
+# sends when the value carrying the marker arrives, so nothing typed is ever lost.
+_SEND_MARK = "\ue000"
 _KEYS_JS = """<script>
 (() => { if (window.__alloyChatKeys) return; window.__alloyChatKeys = true;
   window.addEventListener('keydown', (e) => {
@@ -328,8 +332,9 @@ _KEYS_JS = """<script>
     e.stopPropagation();  // not JupyterLab's run-cell shortcut; Shift+Enter: a new line
     if (e.shiftKey || e.isComposing) return;
     e.preventDefault();
-    const send = box.closest('.alloy-chat')?.querySelector('.alloy-send');
-    if (send && !send.disabled) send.click();
+    if (!box.value.trim()) return;
+    box.value += '\\ue000';
+    box.dispatchEvent(new Event('input', {bubbles: true}));
   }, true);
 })();
 </script>"""
@@ -366,6 +371,7 @@ class ChatView:
         self.stop_button = _new(w.Button, "alloy-stop", description="Stop", icon="stop",
                                 button_style="danger", disabled=True)
         self.send_button.on_click(lambda _b: self.submit())
+        self.input.observe(self._typed, names="value")
         self.stop_button.on_click(lambda _b: self.stop())
         self.cards = _new(w.VBox, "alloy-cards")
         self.error = _new(w.HTML, "alloy-error")
@@ -423,10 +429,17 @@ class ChatView:
 
     # -- input --------------------------------------------------------------------------
 
+    def _typed(self, change: dict[str, Any]) -> None:
+        """Enter in the box (see ``_KEYS_JS``): the value arrives with the send marker."""
+        if _SEND_MARK in (change.get("new") or ""):
+            self.submit()
+
     def submit(self) -> None:
         """Send the text box's content (what the Send button and Enter do)."""
-        prompt = self.input.value.strip()
+        prompt = self.input.value.replace(_SEND_MARK, "").strip()
         if not prompt or (self._run is not None and not self._run.done()):
+            if _SEND_MARK in self.input.value:  # not sent: keep the text, drop the marker
+                self.input.value = self.input.value.replace(_SEND_MARK, "")
             return
         self.input.value = ""
         self.error.value = ""

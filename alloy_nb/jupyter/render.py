@@ -10,6 +10,7 @@ Model text is never converted to HTML here: Jupyter's own Markdown renderer draw
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -132,13 +133,18 @@ def _details(summary: str, body: str, *, open_: bool = False) -> str:
             f"{body}\n\n</details>")
 
 
+_LIVE_THINKING = 1500
+
+
 def block_markdown(block: Block) -> str:
     """One block as Markdown for the front end to render (secrets scrubbed); an open code
     fence or ``$$`` of a half-streamed block is closed for display."""
     if block.kind == "text":
         return scrub_secrets(close_open_fence(block.text))
-    if block.kind == "thinking":
-        return scrub_secrets(_details("💭 Thinking", _pre("thinking", block.text)))
+    if block.kind == "thinking":  # while it streams, only its end (a bounded update)
+        text = block.text if block.frozen or len(block.text) <= _LIVE_THINKING else \
+            "…" + block.text[-_LIVE_THINKING:]
+        return scrub_secrets(_details("💭 Thinking", _pre("thinking", text)))
     if block.kind == "tool":
         return scrub_secrets(_details(block.tool_title(), block.tool_html()))
     if block.kind == "approval":
@@ -499,5 +505,5 @@ def user_turn_markdown(text: str) -> str:
     trailing backslash is a hard break), so it shows as typed."""
     lines = _quote(text.strip()).split("\n")
     kept = [line + "\\" if line.strip() != ">" and nxt.strip() != ">" else line
-            for line, nxt in zip(lines, lines[1:], strict=False)]
+            for line, nxt in itertools.pairwise(lines)]
     return "**🧑 You**\n\n" + "\n".join([*kept, lines[-1]])

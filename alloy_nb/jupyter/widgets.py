@@ -324,7 +324,27 @@ class ApprovalCard:
 # sends when the value carrying the marker arrives, so nothing typed is ever lost.
 _SEND_MARK = "\ue000"
 _KEYS_JS = """<script>
-(() => { if (window.__alloyChatKeys) return; window.__alloyChatKeys = true;
+(() => {
+  // Reopened without its kernel, the input box's widget is gone: say so in its place
+  // instead of JupyterLab's "model not found" (this cell's outputs only).
+  const area = document.currentScript && document.currentScript.closest('.jp-OutputArea');
+  if (area) {
+    const fix = () => {
+      for (const el of area.querySelectorAll('.jp-OutputArea-output')) {
+        if (el.textContent.trim().startsWith('Error displaying widget')) {
+          el.textContent = 'The chat box was live while the kernel ran: run this cell ' +
+            'again to chat.';
+          el.classList.remove('jupyter-widgets');
+          el.style.opacity = '0.7';
+        }
+      }
+    };
+    fix();
+    const watch = new MutationObserver(fix);
+    watch.observe(area, {childList: true, subtree: true, characterData: true});
+    setTimeout(() => watch.disconnect(), 120000);
+  }
+  if (window.__alloyChatKeys) return; window.__alloyChatKeys = true;
   window.addEventListener('keydown', (e) => {
     const box = e.target;
     if (e.key !== 'Enter' || !(box instanceof HTMLTextAreaElement) ||

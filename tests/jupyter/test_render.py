@@ -178,3 +178,14 @@ def test_markdown_banner_and_quoted_errors() -> None:
     assert md.startswith("> ⓘ Offline demo provider: replies are scripted\n\nhi")
     assert "> ✗ bad &lt;thing&gt;\n>\n> second" in md
     assert md.endswith("✗ error</sub>")
+
+
+def test_live_thinking_shows_its_end_and_the_whole_once_frozen() -> None:
+    from alloy_nb.jupyter.render import block_markdown
+
+    t = Transcript()
+    _feed(t, ("thinking_delta", "start " + "x" * 5000 + " end"))
+    live = block_markdown(t.blocks[0])
+    assert "end" in live and "start" not in live and len(live) < 2000
+    _feed(t, ("text_delta", "answer"))
+    assert "start" in block_markdown(t.blocks[0])

@@ -208,7 +208,14 @@ def register_formatters(shell: Any, chat: Callable[[Any], Any]) -> None:
         chat(session).show()
 
     fmt.ipython_display_formatter.for_type_by_name(*_SESSION, show_session)
-    fmt.formatters["text/markdown"].for_type_by_name(*_RESULT, lambda r: r._repr_markdown_())
+    fmt.formatters["text/markdown"].for_type_by_name(*_RESULT, _result_markdown)
+
+
+def _result_markdown(result: Any) -> str:
+    """A Result as Markdown, its model text unable to run HTML (``render.defuse_html``)."""
+    from alloy_nb.jupyter.render import defuse_html  # lazy: loading stays light
+
+    return defuse_html(result._repr_markdown_())
 
 
 def unregister_formatters(shell: Any) -> None:

@@ -21,7 +21,7 @@ from alloy_nb.result import Result
 from alloy_nb.usage import Usage
 
 __all__ = ["Block", "Transcript", "block_markdown", "close_open_fence", "conversation_markdown",
-           "scrub_secrets"]
+           "defuse_html", "scrub_secrets"]
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})\s*([^`\s]*)")
 _MATH = re.compile(r"^\s{0,3}\$\$")
@@ -39,6 +39,38 @@ def _step(line: str, fence: str | None, math: bool) -> tuple[str | None, bool]:
     elif fence is None and _MATH.match(line) and line.count("$$") % 2:
         return fence, not math
     return fence, math
+
+
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
+_TAG_OPEN = re.compile(r"<(?!https?://[^\s<>]+>)")  # keep <https://...> autolinks
+
+
+def defuse_html(text: str) -> str:
+    """Model text as Markdown whose raw HTML shows as text instead of running.
+
+    Jupyter renders Markdown from the kernel as *trusted*: raw HTML is not sanitized and
+    ``<script>`` runs. Model output is untrusted (a page a tool read can steer it), so
+    every ``<`` outside code fences and code spans becomes ``&lt;`` (shown as ``<``;
+    inside ``$...$`` math the browser decodes it before MathJax reads it)."""
+    if "<" not in text:
+        return text
+    out: list[str] = []
+    fence: str | None = None
+    math = False
+    for line in text.splitlines(keepends=True):
+        before = fence
+        fence, math = _step(line, fence, math)
+        if before is not None or fence is not None:  # inside a fence, or its opening line
+            out.append(line)
+            continue
+        pos, parts = 0, []
+        for m in _CODE_SPAN.finditer(line):
+            parts.append(_TAG_OPEN.sub("&lt;", line[pos:m.start()]))
+            parts.append(m.group(0))
+            pos = m.end()
+        parts.append(_TAG_OPEN.sub("&lt;", line[pos:]))
+        out.append("".join(parts))
+    return "".join(out)
 
 
 def close_open_fence(text: str) -> str:
@@ -140,7 +172,7 @@ def block_markdown(block: Block) -> str:
     """One block as Markdown for the front end to render (secrets scrubbed); an open code
     fence or ``$$`` of a half-streamed block is closed for display."""
     if block.kind == "text":
-        return scrub_secrets(close_open_fence(block.text))
+        return scrub_secrets(close_open_fence(defuse_html(block.text)))
     if block.kind == "thinking":  # while it streams, only its end (a bounded update)
         text = block.text if block.frozen or len(block.text) <= _LIVE_THINKING else \
             "…" + block.text[-_LIVE_THINKING:]
@@ -420,10 +452,10 @@ class Transcript:
         out: list[str] = [_quote(f"ⓘ {banner}")] if banner else []
         for b in self.blocks:
             if b.kind == "text" and b.cont and out:
-                out[-1] = close_open_fence(out[-1] + b.text)
+                out[-1] = close_open_fence(out[-1] + defuse_html(b.text))
             elif b.kind == "text":
                 if b.text.strip():
-                    out.append(close_open_fence(b.text))
+                    out.append(close_open_fence(defuse_html(b.text)))
             else:
                 out.append(block_markdown(b))
         out.append(self.footer_markdown())
@@ -482,7 +514,7 @@ def conversation_markdown(messages: list[Any], *, footer: str = "") -> str:
         for b in m.content:
             kind = getattr(b, "type", "")
             if kind == "text" and b.text.strip():
-                parts.append(close_open_fence(b.text))
+                parts.append(close_open_fence(defuse_html(b.text)))
             elif kind == "tool_use":
                 card = Block(kind="tool", tool_id=b.id, name=b.name, input=b.input)
                 content, is_error = results.get(b.id, (None, False))

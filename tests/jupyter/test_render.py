@@ -189,3 +189,22 @@ def test_live_thinking_shows_its_end_and_the_whole_once_frozen() -> None:
     assert "end" in live and "start" not in live and len(live) < 2000
     _feed(t, ("text_delta", "answer"))
     assert "start" in block_markdown(t.blocks[0])
+
+
+def test_model_html_shows_as_text_and_never_runs() -> None:
+    from alloy_nb.jupyter.render import block_markdown, defuse_html
+
+    evil = ("Hi <script>alert(1)</script> <img src=x onerror=alert(2)>\n\n"
+            "`<b>code</b>` stays, <https://ok.org> stays, $a < b$\n\n"
+            "```html\n<p>in a fence</p>\n```\n<details open>")
+    out = defuse_html(evil)
+    assert "<script" not in out and "<img" not in out and "<details" not in out
+    assert "&lt;script>alert(1)&lt;/script>" in out
+    assert "`<b>code</b>`" in out and "<https://ok.org>" in out and "$a &lt; b$" in out
+    assert "```html\n<p>in a fence</p>\n```" in out
+    t = Transcript()
+    _feed(t, ("text_delta", evil))
+    t.finish()
+    for md in (block_markdown(t.blocks[0]), t.to_markdown(),
+               conversation_markdown([Message(role="assistant", content=evil)])):
+        assert "<script" not in md and "<img" not in md, md

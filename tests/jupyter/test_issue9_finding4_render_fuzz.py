@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 
 from alloy_nb.events import Emitter
 from alloy_nb.jupyter import widgets
-from alloy_nb.jupyter.render import Transcript, close_open_fence, conversation_markdown
+from alloy_nb.jupyter.render import (
+    Transcript,
+    close_open_fence,
+    conversation_markdown,
+    defuse_html,
+)
 from alloy_nb.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from alloy_nb.providers.scripted import Scripted
 from alloy_nb.result import Result
@@ -116,3 +121,13 @@ def test_issue9_finding4_cell_with_nul_markers_stores_its_result(shell) -> None:
     run(shell, "%alloy display plain")
     run(shell, "%%alloy -o res2\nq\n")
     assert shell.user_ns["res2"].text == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=text_pieces)
+def test_issue9_finding4_defused_model_html_loses_nothing(text: str) -> None:
+    """Raw HTML in model text is shown, not run, and no character is lost doing so."""
+    out = defuse_html(text)
+    assert out.replace("&lt;", "<") == text.replace("&lt;", "<")
+    if "`" not in text and "~~~" not in text:  # no code: no tag can open at all
+        assert "<script" not in out and "<details" not in out

@@ -258,7 +258,7 @@ def test_run_python_without_stdin_is_denied(shell, monkeypatch) -> None:
     with capture_output() as cap:
         run(shell, "%alloy tools run_python")
         run(shell, "%%alloy\ngo\n")
-    assert "run_python not run: this front end cannot ask (EOFError)" in cap.stdout
+    assert "run_python: ✗ denied (not run: this front end cannot ask (EOFError)" in cap.stdout
     assert "x" not in shell.user_ns
 
 

@@ -57,6 +57,7 @@ class PlainView:
         self._out = out
         self._cursor = (0, 0)  # (block index, characters printed of it)
         self._tools: dict[int, str] = {}
+        self._said: set[int] = set()  # approval blocks already printed
         if banner:
             self._write(f"ⓘ {banner}\n")
 
@@ -77,7 +78,8 @@ class PlainView:
                 self._write("💭 thinking…\n" if b.kind == "thinking" else f"\n{b.text}\n")
                 done = 1
             elif b.kind == "approval" and done == 0:
-                self._write(f"   {b.name}\n")
+                if id(b) not in self._said:
+                    self._write(f"   {b.name}\n")
                 done = 1
             elif b.kind == "tool":
                 self._tool(i, b)
@@ -104,8 +106,9 @@ class PlainView:
 
     def approval(self, tool_name: str, code: str, allowed: bool, how: str = "") -> None:
         """A verdict on a tool request: one line, as in the notebook's transcript."""
-        self.transcript.approval(tool_name, code, allowed, how)
-        self.flush()
+        block = self.transcript.approval(tool_name, code, allowed, how)
+        self._write(f"   {block.name}\n")  # now, under the tool's line (flush waits for
+        self._said.add(id(block))  # the running tool to end before going further)
 
     def finalize(self) -> None:
         self.flush()

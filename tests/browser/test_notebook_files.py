@@ -9,6 +9,7 @@ open: the files held ``language_info: {"name": "python"}`` and the kernel report
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -107,6 +108,15 @@ def test_blocking_approval_leaves_one_transcript_and_usage_renders(
     footer.wait_for(timeout=15_000)
     assert cell_output(page, 3).locator("mjx-container, .MathJax").count() == 0
     page.screenshot(path=str(tmp_path / "approval_done.png"), full_page=True)
+    shots = Path(os.environ.get("ALLOY_NB_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    for theme in ("Light", "Dark"):  # the finished blocking cell, for a person to look at
+        lab_command(page, "apputils:change-theme", {"theme": f"JupyterLab {theme}"})
+        page.wait_for_function(f"() => document.body.dataset.jpThemeLight === "
+                               f"'{str(theme == 'Light').lower()}'")
+        time.sleep(0.5)
+        cell.screenshot(path=str(shots / f"approval_blocking_{theme.lower()}.png"))
+    lab_command(page, "apputils:change-theme", {"theme": "JupyterLab Light"})
     lab_command(page, "docmanager:save")
     time.sleep(1.5)
     saved = json.loads((jupyter_lab.root_dir / "approval_doc.ipynb").read_text())

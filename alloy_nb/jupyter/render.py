@@ -468,10 +468,12 @@ class Transcript:
 
 
 def footer_text(text: str) -> str:
-    """A footer or status line for Markdown: HTML escaped, and ``$`` escaped too (a cost
-    and a session cost on one line, "$0.01 (session $0.02)", would render as LaTeX math
-    in JupyterLab and nbconvert)."""
-    return html.escape(text, quote=False).replace("$", "\\$")
+    """A footer or status line for Markdown: HTML escaped, and no LaTeX: a cost and a
+    session cost on one line, "$0.01 (session $0.02)", would render as math. ``\\$``
+    keeps the Markdown step (JupyterLab, GitHub, nbconvert) from reading ``$`` as math;
+    the ``<span>`` keeps MathJax, which scans the rendered page's text, from pairing two
+    of them (it never pairs across elements)."""
+    return html.escape(text, quote=False).replace("$", "<span>\\$</span>")
 
 
 def _quote(text: str) -> str:

@@ -220,10 +220,12 @@ def test_footer_costs_are_not_latex_and_unpriced_is_said_once() -> None:
     t.usage = priced + priced
     assert "$0.0002 (session $0.0004)" in t.footer()  # plain text keeps the dollars
     md = t.footer_markdown()
-    assert "\\$0.0002 (session \\$0.0004)" in md and md.count("$") == md.count("\\$") == 2
+    # escaped for Markdown, and each in its own element so MathJax cannot pair them
+    assert "<span>\\$</span>0.0002 (session <span>\\$</span>0.0004)" in md
+    assert md.count("$") == md.count("<span>\\$</span>") == 2
     assert md in t.to_markdown()
     chat = conversation_markdown([], footer="m · $0.01 (session $0.02)")
-    assert "\\$0.01 (session \\$0.02)" in chat
+    assert "<span>\\$</span>0.01 (session <span>\\$</span>0.02)" in chat
     unpriced = Usage(input_tokens=10, output_tokens=5, priced=False)
     u = Transcript(model="m", base=unpriced)
     u.usage = unpriced + unpriced

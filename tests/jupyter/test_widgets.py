@@ -330,6 +330,22 @@ def test_footer_after_stop_counts_the_turn_that_ran(shell, published) -> None:
     assert "turns 1" in last and "⏹ interrupted" in last
 
 
+def test_a_demo_run_stopped_early_shows_the_tokens_it_used(shell, published) -> None:
+    from alloy_nb.providers.demo import Demo
+
+    shell.user_ns["d"] = Demo(delay_s=0.05, chunk_chars=3)
+    run(shell, "%alloy provider d")
+    run(shell, "%%alloy --background -o handle\ntell me about pandas\n")
+    handle = shell.user_ns["handle"]
+    time.sleep(0.4)
+    handle.view.stop_button.click()
+    result = handle.result(timeout=5)
+    assert result.status == "cancelled" and result.usage.input_tokens > 0
+    last = final_outputs(published)[-1]["text/markdown"]
+    assert "⏹ interrupted" in last and "0 in / 0 out" not in last
+    assert f"{result.usage.input_tokens:,} in / {result.usage.output_tokens:,} out" in last
+
+
 def test_a_key_printed_by_a_tool_never_reaches_an_output(shell, published,
                                                         monkeypatch) -> None:
     secret = "sk-proj-LEAKED-0123456789abcdef"

@@ -29,6 +29,7 @@ def load_ipython_extension(ip: Any) -> None:
     magics = AlloyMagics(ip)
     ip.register_magics(magics)
     register_formatters(ip, chat=lambda session: magics.controller.chat(session))
+    ip.events.register("post_run_cell", magics.after_cell)
     _loaded[id(ip)] = magics
     from alloy_nb.batch import set_notebook_reporter
 
@@ -44,6 +45,8 @@ def unload_ipython_extension(ip: Any) -> None:
 
     if magics.has_controller:
         magics.controller.cancel("all")
+    if magics.after_cell in ip.events.callbacks["post_run_cell"]:
+        ip.events.unregister("post_run_cell", magics.after_cell)
     for kind in ("line", "cell"):
         table = ip.magics_manager.magics[kind]
         if getattr(table.get("alloy"), "__self__", None) is magics:

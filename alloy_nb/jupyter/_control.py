@@ -39,6 +39,7 @@ class Controller:
         self.approvers: dict[str, Approver] = {}
         self.runs: dict[str, tuple[runner.BackgroundRun, str | None]] = {}
         self.views: dict[str, Any] = {}  # the latest view per session (``.text`` for CI)
+        self.chats: list[Any] = []  # shown chat views, refreshed after every cell
         self.provider_spec: Any = None
         self.tool_names: list[str] = []
         self.system: str | None = None
@@ -220,6 +221,7 @@ class Controller:
                 result = _outcome(run)
                 if result is not None:
                     self._record(cell, name, session, result, output)
+                self.refresh_chats()
 
             handle = runner.start_background(factory, view, name, cancel=cancel, on_done=done)
             holder.append(handle)
@@ -287,16 +289,42 @@ class Controller:
         return {n: run for n, (run, _) in self.runs.items() if not run.done()}
 
     def chat(self, session: Any) -> Any:
-        """A chat box for ``session`` (what displaying a Session shows in a kernel)."""
+        """A chat view of ``session`` (what displaying a Session shows in a kernel); call
+        ``.show()`` to publish it. Every turn of the session appears in it, however sent."""
         from alloy_nb.jupyter.widgets import ChatView
 
         name = self._register(session)
-        return ChatView(
-            f"alloy · {name} · {session.model}", _history_pairs(session.messages),
+        view = ChatView(
+            f"alloy · {name} · {session.model}", session,
             send=lambda prompt, make: self.ask(prompt, name=name, background=True,
                                                view_factory=make),
-            banner=self.banner(session),
+            banner=self.banner(session), with_input=_interactive(self.shell),
         )
+        self.chats.append(view)
+        return view
+
+    def refresh_chats(self) -> None:
+        """Re-publish the conversation of every shown chat whose session changed."""
+        for view in self.chats:
+            try:
+                view.refresh()
+            except Exception:
+                runner.log.exception("alloy_nb could not update a chat view")
+
+    def after_cell(self, *_args: Any) -> None:
+        """After every cell (``post_run_cell``): chats show turns sent from anywhere, and a
+        background run that finished since is published again under this cell, where
+        nbclient/nbconvert record it (they drop output sent after its own cell ended)."""
+        self.refresh_chats()
+        for run, _cell in self.runs.values():
+            if run.done() and not getattr(run, "republished", False):
+                run.republished = True
+                resend = getattr(run.view, "resend", None)
+                if callable(resend):
+                    try:
+                        resend()
+                    except Exception:
+                        runner.log.exception("alloy_nb could not re-send a finished run")
 
     def _register(self, session: Any) -> str:
         for name, known in self.sessions.items():
@@ -326,11 +354,6 @@ class Controller:
             update["approve"] = self.approvers.setdefault(name, Approver(self.policy))
         if update and session.current_request_id is None:
             session.configure(context={**context, **update})
-
-
-def _history_pairs(messages: list[Any]) -> list[tuple[str, str]]:
-    """(role, text) of the plain-text turns of a history, for the chat transcript."""
-    return [(m.role, m.text) for m in messages if m.text and not m.tool_result_blocks]
 
 
 def _outcome(run: runner.BackgroundRun) -> Result | None:
@@ -449,6 +472,19 @@ def _overridden(session: Any, spec: str | None, update: dict[str, Any]) -> Itera
             session.set_model(before.provider)
         if update:
             session.configure(**{k: getattr(before, k) for k in update})
+
+
+def _interactive(shell: Any) -> bool:
+    """Whether a person drives this cell: front ends that cannot answer ``input()``
+    (nbclient, nbconvert, papermill: ``allow_stdin`` false) get no chat input box, so
+    what they save is static Markdown only."""
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+    except Exception:
+        return True
+    content = (parent or {}).get("content") or {}
+    return bool(content.get("allow_stdin", True))
 
 
 def _cell_id(shell: Any) -> str | None:

@@ -38,39 +38,36 @@ class Approver:
 
     def __call__(self, tool_name: str, code: str) -> bool | asyncio.Future[bool]:
         if self.policy == "always":
-            return self._record(tool_name, True)
+            return self._record(tool_name, True, code, " (approve policy: always)")
         if self.policy == "never":
-            return self._record(tool_name, False)
+            return self._record(tool_name, False, code, " (approve policy: never)")
         if self.mode == "background" and hasattr(self.view, "add"):
             return self._card(tool_name, code)
         if self.mode == "background":
             print(f"[alloy] {tool_name} needs approval, but this background run has no "
                   "widgets to ask with; denied. Run the cell without --background to be asked.")
-            return self._record(tool_name, False)
-        return self._record(tool_name, self._ask_blocking(tool_name, code))
+            return self._record(tool_name, False, code, " (no one to ask)")
+        return self._ask_blocking(tool_name, code)
 
     def _ask_blocking(self, tool_name: str, code: str) -> bool:
-        """Ask on stdin with the tool card already drawn; afterwards the prompt's log is
-        cleared and the verdict (and how long the person took) joins the transcript, so
-        the finished cell reads top to bottom: card, verdict, result, answer."""
-        view = self.view
-        _quietly(getattr(view, "flush", None))  # the card is drawn before the question
+        """Ask on stdin with the tool card already drawn; afterwards the verdict (and how
+        long the person took) joins the transcript and the prompt's log is cleared, so the
+        finished cell reads top to bottom: card, verdict, result, answer."""
+        _quietly(getattr(self.view, "flush", None))  # the card is drawn before the question
         started = time.monotonic()
         ok, reason = _ask_stdin(tool_name, code)
         took = time.monotonic() - started
-        transcript = getattr(view, "transcript", None)
-        if transcript is not None and hasattr(transcript, "notice"):
-            if reason:
-                transcript.notice(f"✗ {tool_name} not run: {reason}")
-            else:
-                verdict = "approved" if ok else "denied"
-                transcript.notice(f"{'✓' if ok else '✗'} {tool_name} {verdict} by you "
-                                  f"(you took {took:.1f} s; not counted in the tool's time)")
-            _quietly(getattr(view, "redisplay", None))  # drop the prompt's log
+        how = (f" (not run: {reason})" if reason else
+               f" by you (you took {took:.1f} s; not counted in the tool's time)")
+        self._record(tool_name, ok, code, how)
+        _quietly(getattr(self.view, "redisplay", None))  # drop the prompt's log
         return ok
 
-    def _record(self, tool_name: str, ok: bool) -> bool:
+    def _record(self, tool_name: str, ok: bool, code: str = "", how: str = "") -> bool:
         self.log.append((tool_name, ok))
+        tell = getattr(self.view, "approval", None)  # the verdict goes into the transcript
+        if callable(tell):
+            tell(tool_name, code, ok, how)
         return ok
 
     def _card(self, tool_name: str, code: str) -> asyncio.Future[bool]:
@@ -79,7 +76,7 @@ class Approver:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         def decide(ok: bool) -> None:
-            self._record(tool_name, ok)
+            self._record(tool_name, ok, code)
             if not future.done():
                 future.set_result(ok)
 

@@ -1,8 +1,9 @@
 """Widget or plain text: which view a run gets, the terminal view, and the display hooks
 that turn a displayed ``Session`` into a chat box and a ``Result`` into Markdown.
 
-Kernels get widgets plus a static Markdown copy (``widgets.RunView``); terminal IPython
-gets ``PlainView``, which prints the same transcript as text.
+Kernels get ``widgets.RunView`` (Markdown outputs, widgets only for Stop and approvals,
+static once the run ends); terminal IPython gets ``PlainView``, which prints the same
+transcript as text.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def set_frontend(mode: str | None) -> None:
 def frontend(shell: Any = None) -> str:
     """``"widget"`` inside a Jupyter kernel, ``"plain"`` in terminal IPython and scripts.
 
-    A kernel cannot know whether its front end draws widgets, so kernels always get the
-    widget plus a Markdown copy that GitHub, nbconvert and widget-less front ends show.
+    A kernel cannot know whether its front end draws widgets; the answer is Markdown
+    outputs either way, and the only widgets (Stop, Approve / Deny) are replaced by
+    static Markdown when the run ends.
     """
     if _forced is not None:
         return _forced
@@ -55,6 +57,7 @@ class PlainView:
         self._out = out
         self._cursor = (0, 0)  # (block index, characters printed of it)
         self._tools: dict[int, str] = {}
+        self._said: set[int] = set()  # approval blocks already printed
         if banner:
             self._write(f"ⓘ {banner}\n")
 
@@ -73,6 +76,10 @@ class PlainView:
                 done = len(b.text)
             elif b.kind in ("thinking", "notice", "error") and done == 0:
                 self._write("💭 thinking…\n" if b.kind == "thinking" else f"\n{b.text}\n")
+                done = 1
+            elif b.kind == "approval" and done == 0:
+                if id(b) not in self._said:
+                    self._write(f"   {b.name}\n")
                 done = 1
             elif b.kind == "tool":
                 self._tool(i, b)
@@ -96,6 +103,12 @@ class PlainView:
             mark = f"✗ {b.error[:200]}" if b.error else "✓"
             self._write(f"   {mark}{took}\n")
             self._tools[i] = b.tool_status
+
+    def approval(self, tool_name: str, code: str, allowed: bool, how: str = "") -> None:
+        """A verdict on a tool request: one line, as in the notebook's transcript."""
+        block = self.transcript.approval(tool_name, code, allowed, how)
+        self._write(f"   {block.name}\n")  # now, under the tool's line (flush waits for
+        self._said.add(id(block))  # the running tool to end before going further)
 
     def finalize(self) -> None:
         self.flush()
@@ -174,25 +187,34 @@ def sessions_report(sessions: dict[str, Any], running: dict[str, Any]) -> str:
 
 
 def register_formatters(shell: Any, chat: Callable[[Any], Any]) -> None:
-    """A displayed Session becomes ``chat(session)`` (a chat box) where widgets are drawn;
-    a Result renders as Markdown. Registered by class name: loading imports neither class.
+    """A displayed Session becomes ``chat(session).show()`` (its conversation as Markdown
+    plus an input box) where widgets are drawn, its text repr elsewhere; a Result renders
+    as Markdown. Registered by class name: loading imports neither class.
     """
     fmt = shell.display_formatter
 
-    def session_bundle(session: Any) -> dict[str, Any] | None:
+    def show_session(session: Any) -> None:
         if frontend(shell) == "plain":
-            return None  # no bundle: IPython falls back to the usual text repr
-        return chat(session)._repr_mimebundle_()
+            print(repr(session))  # what Out[] would have shown
+            return
+        chat(session).show()
 
-    fmt.mimebundle_formatter.for_type_by_name(*_SESSION, session_bundle)
-    fmt.formatters["text/markdown"].for_type_by_name(*_RESULT, lambda r: r._repr_markdown_())
+    fmt.ipython_display_formatter.for_type_by_name(*_SESSION, show_session)
+    fmt.formatters["text/markdown"].for_type_by_name(*_RESULT, _result_markdown)
+
+
+def _result_markdown(result: Any) -> str:
+    """A Result as Markdown, its model text unable to run HTML (``render.defuse_html``)."""
+    from alloy_nb.jupyter.render import defuse_html  # lazy: loading stays light
+
+    return defuse_html(result._repr_markdown_())
 
 
 def unregister_formatters(shell: Any) -> None:
     """Undo ``register_formatters`` (``%unload_ext``)."""
     fmt = shell.display_formatter
     for formatter, (module, name) in (
-        (fmt.mimebundle_formatter, _SESSION),
+        (fmt.ipython_display_formatter, _SESSION),
         (fmt.formatters["text/markdown"], _RESULT),
     ):
         formatter.deferred_printers.pop((module, name), None)

@@ -66,6 +66,11 @@ class AlloyMagics(Magics):
     def has_controller(self) -> bool:
         return self._controller is not None
 
+    def after_cell(self, *_args: Any) -> None:
+        """``post_run_cell`` hook: lets the controller (if any) refresh its views."""
+        if self._controller is not None:
+            self._controller.after_cell()
+
     @property
     def user_ns(self) -> dict[str, Any]:
         """The notebook namespace (``Magics.shell`` is typed optional; ours never is)."""

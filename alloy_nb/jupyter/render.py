@@ -1,23 +1,88 @@
-"""Events → a transcript of blocks → Markdown, HTML or plain text; no widgets, no I/O.
+"""Events → a transcript of blocks → Markdown (rendered by the front end); no widgets, no I/O.
 
-``Transcript.feed`` turns the run's event stream into blocks (text, thinking, tool calls);
-long text is frozen at paragraph boundaries so a view only re-sends the live tail.
-``widgets.py`` and ``display.py`` draw it; ``Throttle`` bounds how often they do.
+``Transcript.feed`` turns the run's event stream into blocks (text, thinking, tool calls,
+approvals); text is frozen at paragraph boundaries so a view only re-sends the live tail.
+Model text is never converted to HTML here: Jupyter's own Markdown renderer draws it
+(highlighting, tables, math). Tool cards are escaped HTML ``<details>`` inside Markdown.
+``widgets.py`` and ``display.py`` draw it; ``runner.py`` bounds how often.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from alloy_nb.jupyter._markdown import _FENCE, close_open_fence, markdown_to_html
 from alloy_nb.redact import redact_env_values
 from alloy_nb.result import Result
 from alloy_nb.usage import Usage
 
-__all__ = ["Block", "Transcript", "close_open_fence", "markdown_to_html", "scrub_secrets"]
+__all__ = ["Block", "Transcript", "block_markdown", "close_open_fence", "conversation_markdown",
+           "defuse_html", "footer_text", "scrub_secrets"]
+
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})\s*([^`\s]*)")
+_MATH = re.compile(r"^\s{0,3}\$\$")
+
+
+def _step(line: str, fence: str | None, math: bool) -> tuple[str | None, bool]:
+    """Fence / ``$$`` state after ``line`` (a tiny CommonMark-ish scanner)."""
+    m = _FENCE.match(line)
+    if m:
+        if fence is None:
+            return m.group(1), math
+        if m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
+                and not line.strip().strip(fence[0]):
+            return None, math
+    elif fence is None and _MATH.match(line) and line.count("$$") % 2:
+        return fence, not math
+    return fence, math
+
+
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
+_TAG_OPEN = re.compile(r"<(?!https?://[^\s<>]+>)")  # keep <https://...> autolinks
+
+
+def defuse_html(text: str) -> str:
+    """Model text as Markdown whose raw HTML shows as text instead of running.
+
+    Jupyter renders Markdown from the kernel as *trusted*: raw HTML is not sanitized and
+    ``<script>`` runs. Model output is untrusted (a page a tool read can steer it), so
+    every ``<`` outside code fences and code spans becomes ``&lt;`` (shown as ``<``;
+    inside ``$...$`` math the browser decodes it before MathJax reads it)."""
+    if "<" not in text:
+        return text
+    out: list[str] = []
+    fence: str | None = None
+    math = False
+    for line in text.splitlines(keepends=True):
+        before = fence
+        fence, math = _step(line, fence, math)
+        if before is not None or fence is not None:  # inside a fence, or its opening line
+            out.append(line)
+            continue
+        pos, parts = 0, []
+        for m in _CODE_SPAN.finditer(line):
+            parts.append(_TAG_OPEN.sub("&lt;", line[pos:m.start()]))
+            parts.append(m.group(0))
+            pos = m.end()
+        parts.append(_TAG_OPEN.sub("&lt;", line[pos:]))
+        out.append("".join(parts))
+    return "".join(out)
+
+
+def close_open_fence(text: str) -> str:
+    """Close an unterminated code fence (and ``$$`` math block) so half-streamed code does
+    not swallow what follows; for display only, the text itself is not changed."""
+    fence: str | None = None
+    math = False
+    for line in text.splitlines():
+        fence, math = _step(line, fence, math)
+    if fence:
+        return text + "\n" + fence
+    return text + ("\n$$" if math else "")
 
 def scrub_secrets(text: str) -> str:
     """Hide the values of secret-looking environment variables (``*_API_KEY``, ``*_TOKEN``,
@@ -27,7 +92,9 @@ def scrub_secrets(text: str) -> str:
 
 # ---- the transcript: what one run has shown so far ------------------------------------
 
-FREEZE_CHARS = 2000  # past this, the live text block is split at its last paragraph break
+# past this, the live text block is split at its last paragraph break: the finished part
+# becomes its own output and each update re-sends only the unfinished paragraph
+FREEZE_CHARS = 0
 _STATUS_LABEL = {
     "running": "● running",
     "completed": "✓ completed",
@@ -43,7 +110,7 @@ _STATUS_LABEL = {
 class Block:
     """One visual unit. ``version`` bumps on every change, so a view redraws only what moved."""
 
-    kind: str  # "text" | "thinking" | "tool" | "notice" | "error"
+    kind: str  # "text" | "thinking" | "tool" | "notice" | "error" | "approval"
     text: str = ""
     frozen: bool = False
     version: int = 0
@@ -54,6 +121,11 @@ class Block:
     error: str | None = None
     duration_ms: int | None = None
     cont: bool = False  # a text block that continues the previous one (a split)
+    # incremental scan for paragraph breaks outside fences (each character read once)
+    scan_pos: int = 0
+    scan_fence: str | None = None
+    scan_math: bool = False
+    scan_best: int = 0
 
     def touch(self) -> None:
         self.version += 1
@@ -70,13 +142,46 @@ class Block:
         return f"🔧 {self.name} {mark}{took}"
 
     def tool_html(self) -> str:
-        args = html.escape(_pretty(self.input))
-        parts = [f"<div><b>arguments</b><pre>{args}</pre></div>"]
+        """The card's body: arguments, then the result or the error (escaped HTML)."""
+        parts = [_pre("arguments", _pretty(self.input))]
         if self.error:
-            parts.append(f"<div><b>error</b><pre>{html.escape(self.error)}</pre></div>")
+            parts.append(_pre("error", self.error))
         if self.result is not None and self.result != self.error:  # not the error twice
-            parts.append(f"<div><b>result</b><pre>{html.escape(_clip(self.result))}</pre></div>")
-        return "".join(parts)
+            parts.append(_pre("result", _clip(self.result)))
+        return "\n\n".join(parts)
+
+
+def _pre(label: str, text: str) -> str:
+    """A labelled ``<pre>`` that Markdown passes through untouched (an HTML block of type 1
+    lasts until ``</pre>``, blank lines included; the text is escaped, so it cannot end it)."""
+    return f"<pre><b>{label}</b>\n{html.escape(text, quote=False)}</pre>"
+
+
+def _details(summary: str, body: str, *, open_: bool = False) -> str:
+    """A collapsible card in Markdown: ``<details>`` works in JupyterLab, Notebook 7,
+    VS Code, nbconvert and GitHub. Blank lines keep the parts separate HTML blocks."""
+    tag = "<details open>" if open_ else "<details>"
+    return (f"{tag}<summary>{html.escape(summary, quote=False)}</summary>\n\n"
+            f"{body}\n\n</details>")
+
+
+_LIVE_THINKING = 1500
+
+
+def block_markdown(block: Block) -> str:
+    """One block as Markdown for the front end to render (secrets scrubbed); an open code
+    fence or ``$$`` of a half-streamed block is closed for display."""
+    if block.kind == "text":
+        return scrub_secrets(close_open_fence(defuse_html(block.text)))
+    if block.kind == "thinking":  # while it streams, only its end (a bounded update)
+        text = block.text if block.frozen or len(block.text) <= _LIVE_THINKING else \
+            "…" + block.text[-_LIVE_THINKING:]
+        return scrub_secrets(_details("💭 Thinking", _pre("thinking", text)))
+    if block.kind == "tool":
+        return scrub_secrets(_details(block.tool_title(), block.tool_html()))
+    if block.kind == "approval":
+        return scrub_secrets(_details(block.name, _pre("code", _clip(block.text))))
+    return scrub_secrets(_quote(block.text))
 
 
 def _pretty(value: Any) -> str:
@@ -90,16 +195,22 @@ def _clip(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit:,} more chars)"
 
 
-def _split_point(text: str) -> int | None:
-    """Index just after the last blank line that is outside a code fence, if any."""
-    inside, pos, best = False, 0, None
-    for line in text.splitlines(keepends=True):
-        if _FENCE.match(line):
-            inside = not inside
-        pos += len(line)
-        if not inside and not line.strip() and pos < len(text):
-            best = pos
-    return best
+def _split_point(block: Block) -> int:
+    """Index just after the last blank line outside a code fence or ``$$`` block (0 if
+    none); scans only the lines completed since the last call."""
+    text = block.text
+    pos = block.scan_pos
+    while True:
+        end = text.find("\n", pos)
+        if end < 0:
+            break
+        line = text[pos:end]
+        block.scan_fence, block.scan_math = _step(line, block.scan_fence, block.scan_math)
+        pos = end + 1
+        if block.scan_fence is None and not block.scan_math and not line.strip():
+            block.scan_best = pos
+    block.scan_pos = pos
+    return block.scan_best
 
 
 class Transcript:
@@ -168,12 +279,17 @@ class Transcript:
             self.version += 1
         last.text += text
         last.touch()
-        if kind == "text" and len(last.text) > FREEZE_CHARS and "\n" in text:
-            cut = _split_point(last.text)
-            if cut:
+        if kind == "text":
+            before = last.scan_best
+            if "\n" in text:  # a line ended: scan it (partial lines are never re-read)
+                _split_point(last)
+            cut = last.scan_best if last.scan_best < len(last.text) else before
+            if FREEZE_CHARS < cut < len(last.text):
                 head, tail = last.text[:cut], last.text[cut:]
                 last.text, last.frozen = head, True
-                self.blocks.append(Block(kind="text", text=tail, version=1, cont=True))
+                rest = Block(kind="text", text=tail, version=1, cont=True)
+                _split_point(rest)  # its finished lines, so the next delta can split it
+                self.blocks.append(rest)
                 self.version += 1
 
     def _freeze_live(self) -> None:
@@ -225,6 +341,16 @@ class Transcript:
     def notice(self, text: str) -> None:
         """Add a one-line notice (interruption marker, stop reason) as its own block."""
         self._add("notice", text)
+
+    def approval(self, tool_name: str, code: str, allowed: bool, how: str = "") -> Block:
+        """Record a human's verdict on a tool request (kept in the static transcript)."""
+        verdict = "✓ approved" if allowed else "✗ denied"
+        self._freeze_live()
+        block = Block(kind="approval", name=f"✋ {tool_name}: {verdict}{how}", text=code,
+                      frozen=True, version=1)
+        self.blocks.append(block)
+        self.version += 1
+        return block
 
     def _add(self, kind: str, text: str) -> None:
         self._freeze_live()
@@ -297,7 +423,7 @@ class Transcript:
         """``model · turns 2 · 1,234 in / 56 out tokens · $0.0012 · ✓ completed``."""
         u = self.run_usage
         cost = u.cost_label
-        if self.base.total_tokens:
+        if self.base.total_tokens and self.usage.cost_label != cost:  # not "unpriced" twice
             cost += f" (session {self.usage.cost_label})"
         parts = [self.model or "model ?", f"turns {self.turns}",
                  f"{u.input_tokens:,} in / {u.output_tokens:,} out tokens", cost,
@@ -307,24 +433,38 @@ class Transcript:
         return " · ".join(parts)
 
     def to_markdown(self, banner: str | None = None) -> str:
-        """A static copy for saved notebooks, GitHub and nbconvert (thinking left out).
+        """The whole run as one static Markdown document: the answer, tool calls and
+        approvals as collapsible ``<details>``, notices, and the footer. This is what a
+        finished cell keeps, so it renders without widgets (GitHub, nbconvert, VS Code).
 
         ``banner`` (the offline-demo notice) comes first, so a saved notebook still says
-        that its replies were scripted when the widget is not drawn.
+        that its replies were scripted.
         """
         out: list[str] = [_quote(f"ⓘ {banner}")] if banner else []
         for b in self.blocks:
             if b.kind == "text" and b.cont and out:
-                out[-1] = close_open_fence(out[-1] + b.text)
-            elif b.kind == "text" and b.text.strip():
-                out.append(close_open_fence(b.text))
-            elif b.kind == "tool":
-                detail = f"\n{_tail(b.error)}" if b.error else ""
-                out.append(_quote(f"{b.tool_title()}{detail}"))
-            elif b.kind in ("notice", "error"):
-                out.append(_quote(b.text))
-        out.append(f"---\n*{self.footer()}*")
+                out[-1] = close_open_fence(out[-1] + defuse_html(b.text))
+            elif b.kind == "text":
+                if b.text.strip():
+                    out.append(close_open_fence(defuse_html(b.text)))
+            else:
+                out.append(block_markdown(b))
+        out.append(self.footer_markdown())
         return scrub_secrets("\n\n".join(out))
+
+    def footer_markdown(self, hint: str = "") -> str:
+        """The footer line as Markdown (model names may hold ``_`` or ``*``)."""
+        text = self.footer() + (f" · {hint}" if hint else "")
+        return f"---\n<sub>{footer_text(text)}</sub>"
+
+
+def footer_text(text: str) -> str:
+    """A footer or status line for Markdown: HTML escaped, and no LaTeX: a cost and a
+    session cost on one line, "$0.01 (session $0.02)", would render as math. ``\\$``
+    keeps the Markdown step (JupyterLab, GitHub, nbconvert) from reading ``$`` as math;
+    the ``<span>`` keeps MathJax, which scans the rendered page's text, from pairing two
+    of them (it never pairs across elements)."""
+    return html.escape(text, quote=False).replace("$", "<span>\\$</span>")
 
 
 def _quote(text: str) -> str:
@@ -355,3 +495,47 @@ def _describe(payload: Any) -> str:
         return ", ".join(f"{k}={v}" for k, v in payload.items() if not isinstance(v, dict | list))
     return str(payload) if payload is not None else ""
 
+
+
+def conversation_markdown(messages: list[Any], *, footer: str = "") -> str:
+    """A whole conversation as static Markdown: user turns quoted under "You", the
+    assistant's text as Markdown, its tool calls as ``<details>`` with their results."""
+    results: dict[str, tuple[str, bool]] = {}
+    for m in messages:
+        for r in getattr(m, "tool_result_blocks", []):
+            results[r.tool_use_id] = (r.content, r.is_error)
+    out: list[str] = []
+    for m in messages:
+        if m.role == "user":
+            if m.text.strip() and not m.tool_result_blocks:
+                out.append(user_turn_markdown(m.text))
+            continue
+        parts: list[str] = []
+        for b in m.content:
+            kind = getattr(b, "type", "")
+            if kind == "text" and b.text.strip():
+                parts.append(close_open_fence(defuse_html(b.text)))
+            elif kind == "tool_use":
+                card = Block(kind="tool", tool_id=b.id, name=b.name, input=b.input)
+                content, is_error = results.get(b.id, (None, False))
+                card.result = content
+                card.duration_ms = 0 if content is not None else None
+                card.error = content if is_error else None
+                title = card.tool_title().replace(" · 0 ms", "")
+                parts.append(_details(title, card.tool_html()))
+        if parts:
+            out.append("**🤖 Assistant**\n\n" + "\n\n".join(parts))
+    if not out:
+        out.append("*No messages yet.*")
+    if footer:
+        out.append(f"---\n<sub>{footer_text(footer)}</sub>")
+    return scrub_secrets("\n\n".join(out))
+
+
+def user_turn_markdown(text: str) -> str:
+    """A user's turn: a quote under "You", escaped and with its line breaks kept (a
+    trailing backslash is a hard break), so it shows as typed."""
+    lines = _quote(text.strip()).split("\n")
+    kept = [line + "\\" if line.strip() != ">" and nxt.strip() != ">" else line
+            for line, nxt in itertools.pairwise(lines)]
+    return "**🧑 You**\n\n" + "\n".join([*kept, lines[-1]])

@@ -39,7 +39,9 @@ __all__ = [
 
 log = logging.getLogger("alloy_nb")
 
-FLUSH_INTERVAL_S = 0.05  # at most ~20 view updates per second, whatever the token rate
+# at most 10 flushes a second, whatever the token rate; a flush sends one or two messages
+# (the live paragraph, plus one output with what was finished since), so <= 20 msg/s
+FLUSH_INTERVAL_S = 0.1
 _POLL_S = 0.05
 
 Post = Callable[[Callable[[], Any]], None]
@@ -209,7 +211,7 @@ def conclude(view: View, outcome: Result | BaseException) -> None:
         t.finish(status="cancelled")
     else:
         t.finish(status="error", error=f"{type(outcome).__name__}: {outcome}")
-    view.finalize()
+    _call(view.finalize)  # a drawing failure must never cost the caller its Result
 
 
 def _safe(fn: Callable[[], Any]) -> bool:
@@ -267,6 +269,7 @@ class BackgroundRun:
         self.name = name
         self.view = view
         self.stop_requested = False
+        self.republished = False  # the final view was published again under a later cell
         self._cancel = cancel
         self._future: asyncio.Future[Result] | concurrent.futures.Future[Result] | None = None
         self._kernel_loop = False
@@ -326,6 +329,7 @@ class BackgroundRun:
                 return await (asyncio.shield(fut) if shield else fut)
         finally:
             if fut.done():
+                self.republished = True
                 _resend(self.view)  # under the awaiting cell: nbclient records it there
 
     def __await__(self) -> Any:

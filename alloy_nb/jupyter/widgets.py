@@ -1,27 +1,43 @@
-"""Stock-ipywidgets views: ``RunView`` (one run) and ``ChatView`` (a Session as a chat box).
+"""The notebook views of a run (``RunView``) and of a Session as a chat (``ChatView``).
 
-Views only draw a ``render.Transcript``; they never run anything themselves (``runner.py``
-does) and they are only touched from the kernel's main thread. ipywidgets is imported here,
-lazily, when the first view is built.
+A run's answer is Markdown in ordinary display outputs, so Jupyter's own renderer draws it
+(code highlighting, tables, LaTeX): each finished paragraph, tool card or approval is its
+own output, and a throttled ``update_display`` re-sends only the live tail. Widgets appear
+only where a person must act (Stop, Approve / Deny, the chat's input box); when the run
+ends every output is replaced in place by static Markdown, so a saved notebook renders
+without widget state (GitHub, nbconvert, VS Code, a reopened notebook). Views only draw a
+``render.Transcript``; ``runner.py`` runs things; everything here runs on the main thread.
 """
 
 from __future__ import annotations
 
 import html
+import threading
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from alloy_nb.jupyter.render import Block, Transcript, markdown_to_html, scrub_secrets
+from alloy_nb.jupyter.render import (
+    Block,
+    Transcript,
+    block_markdown,
+    conversation_markdown,
+    footer_text,
+    scrub_secrets,
+    user_turn_markdown,
+)
 
-__all__ = ["ApprovalCard", "ChatView", "RunView"]
+__all__ = ["WIDGET_MIME", "ApprovalCard", "ChatView", "RunView"]
 
-_MD = '<div class="jp-RenderedHTMLCommon alloy-md">{}</div>'
-_FOOTER = '<span style="opacity:0.75;font-size:90%">{}</span>'
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _BLOCKING_HINT = "■ interrupt the kernel to stop"
+_EMPTY: dict[str, Any] = {"text/plain": ""}
+_FOOTER = '<span style="opacity:0.75;font-size:90%">{}</span>'
 
 
 def _w() -> Any:
-    import ipywidgets  # lazy: ~200 ms, paid only when a view is first shown
+    import ipywidgets  # lazy: ~200 ms, paid only when a widget is first needed
 
     return ipywidgets
 
@@ -31,10 +47,76 @@ def _new(cls: Any, *classes: str, **kw: Any) -> Any:
     return cls(_dom_classes=classes, **kw)
 
 
-class RunView:
-    """Frozen blocks plus one live block, a footer, and a Stop button when ``on_stop`` is set.
+def _md(markdown: str) -> dict[str, Any]:
+    """A Markdown output. No ``text/plain`` copy: it would double every live update, and
+    every front end that shows notebooks renders Markdown."""
+    return {"text/markdown": markdown or " "}
 
-    ``flush()`` sends only what changed since the last flush; callers throttle it.
+
+def _widget_bundle(widget: Any, text: str) -> dict[str, Any]:
+    data = dict(widget._repr_mimebundle_())
+    data["text/plain"] = text
+    data["text/markdown"] = text or " "
+    return data
+
+
+def _publish(data: dict[str, Any], display_id: str, *, update: bool) -> None:
+    from IPython.display import display, update_display
+
+    if update:
+        update_display(data, raw=True, display_id=display_id)
+    else:
+        display(data, raw=True, display_id=display_id)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:16]  # sent with every update: short, still unique enough
+
+
+def _close(*widgets: Any) -> None:
+    """Close widgets (their comms): a front end that still shows one hides it."""
+    for widget in widgets:
+        if widget is not None:
+            for child in getattr(widget, "children", ()):
+                _close(child)
+            widget.close()
+
+
+@dataclass
+class _Slot:
+    """One output of the cell: consecutive blocks, an approval card, or the status line."""
+
+    display_id: str
+    kind: str = "blocks"  # "blocks" | "card" | "status" | "banner"
+    blocks: list[Block] = field(default_factory=list)
+    sent: Any = None  # what was last published (None: not published yet)
+    versions: tuple[int, ...] = ()
+    widget: Any = None
+
+    def markdown(self) -> str:
+        parts: list[str] = []
+        texts: list[str] = []  # a paragraph group split while streaming: one text again
+        for block in self.blocks:
+            if block.kind == "text":
+                texts.append(block.text)
+                continue
+            if texts:
+                parts.append(block_markdown(Block(kind="text", text="".join(texts))))
+                texts = []
+            parts.append(block_markdown(block))
+        if texts:
+            parts.append(block_markdown(Block(kind="text", text="".join(texts))))
+        return "\n\n".join(p for p in parts if p)
+
+
+class RunView:
+    """A run as outputs: a status line (with a Stop button when ``on_stop`` is given, i.e.
+    background runs; "■ interrupt" for blocking ones), then the answer, each output a
+    group of finished paragraphs, a tool card or an approval, the last one live.
+
+    ``flush()`` publishes only what changed since the last flush (callers throttle it):
+    the live paragraph, and at most one new output holding what was finished since.
+    When the run ends the status line is emptied and the footer follows the answer.
     """
 
     def __init__(
@@ -44,176 +126,194 @@ class RunView:
         banner: str | None = None,
         on_stop: Callable[[], Any] | None = None,
     ) -> None:
-        w = _w()
         self.transcript = transcript
-        from ipywidgets.widgets.widget_string import HTMLStyle
-
-        # one Layout/Style shared by every block: a new block costs one comm_open, not three
-        self._shared = {"layout": w.Layout(), "style": HTMLStyle()}
-        self._box_layout = w.Layout()
-        self._entries: list[tuple[Block, Any, int]] = []
-        self._order: list[Any] = []
-        self._footer_text = ""
-        self._body = _new(w.VBox, "alloy-transcript")
-        self.footer = _new(w.HTML, "alloy-footer", value=_FOOTER.format("● starting…"))
-        controls: list[Any] = [self.footer]
+        self.banner = banner
+        self._slots: list[_Slot] = []
+        self._placed: set[int] = set()  # id() of blocks already in a slot
+        self._status: _Slot | None = None
+        self._status_text = ""
+        self._card: _Slot | None = None  # an approval card waiting for a click
+        self.footer: Any = None
         self.stop_button: Any = None
-        self._hint: Any = None
+        self._controls: Any = None
+        self.display_id: str | None = None  # the run's first output
+        self.finished = False
         if on_stop is not None:
+            w = _w()
+            self.footer = _new(w.HTML, "alloy-footer", value=_FOOTER.format("● starting…"))
             self.stop_button = _new(
                 w.Button, "alloy-stop", description="Stop", icon="stop", button_style="danger",
                 tooltip="Cancel this run (the partial answer is kept)",
             )
             self.stop_button.on_click(lambda _b: on_stop())
-            controls.append(self.stop_button)
-        else:
-            self._hint = _new(w.HTML, "alloy-hint", value=_FOOTER.format(_BLOCKING_HINT))
-            controls.append(self._hint)
-        self._controls = _new(w.HBox, "alloy-controls", children=controls)
-        self.banner = banner
-        top: list[Any] = []
-        if banner:
-            top.append(_new(w.HTML, "alloy-banner", value=_banner_html(banner)))
-        self.widget = _new(w.VBox, "alloy-run", children=[*top, self._body, self._controls])
-        self.display_id: str | None = None
+            self._controls = _new(w.HBox, "alloy-controls", children=[self.footer,
+                                                                      self.stop_button])
 
-    # -- drawing ----------------------------------------------------------------------
-
-    def flush(self) -> None:
-        """Push changed blocks and the footer to the front end (main thread only)."""
-        t = self.transcript
-        added = False
-        for i, block in enumerate(t.blocks):
-            if i >= len(self._entries):
-                widget = self._make(block)
-                self._entries.append((block, widget, block.version))
-                self._order.append(widget)
-                added = True
-            elif self._entries[i][2] != block.version:
-                _, widget, _ = self._entries[i]
-                self._update(block, widget)
-                self._entries[i] = (block, widget, block.version)
-        if added:
-            self._body.children = tuple(self._order)
-        footer = t.footer()
-        if footer != self._footer_text:
-            self._footer_text = footer
-            self.footer.value = _FOOTER.format(html.escape(footer))
-
-    def add(self, widget: Any) -> None:
-        """Append a foreign widget (an approval card) after the blocks shown so far."""
-        self.flush()
-        self._order.append(widget)
-        self._body.children = tuple(self._order)
-
-    def close_controls(self) -> None:
-        """The run is over: hide Stop (and the ■ hint) so nobody reaches for a dead control."""
-        if self.stop_button is not None:
-            self.stop_button.disabled = True
-            self.stop_button.layout.display = "none"
-        if self._hint is not None:
-            self._hint.value = ""
-
-    def _make(self, block: Block) -> Any:
-        w = _w()
-        if block.kind in ("text", "notice", "error"):
-            return _new(w.HTML, f"alloy-{block.kind}", value=self._html(block), **self._shared)
-        inner = w.HTML(self._html(block), **self._shared)
-        title = block.tool_title() if block.kind == "tool" else "💭 Thinking"
-        classes = [f"alloy-{block.kind}"]
-        if block.kind == "tool" and block.tool_status == "error":
-            classes.append("alloy-tool-error")
-        return _new(w.Accordion, *classes, children=[inner], titles=(title,),
-                    selected_index=None, layout=self._box_layout)
-
-    def _update(self, block: Block, widget: Any) -> None:
-        if block.kind in ("text", "notice", "error"):
-            widget.value = self._html(block)
-            return
-        with widget.hold_sync():
-            widget.children[0].value = self._html(block)
-            if block.kind == "tool":
-                widget.titles = (block.tool_title(),)
-                if block.tool_status == "error":
-                    widget.add_class("alloy-tool-error")
-
-    @staticmethod
-    def _html(block: Block) -> str:
-        """A block's HTML; secret values from the environment never reach widget state."""
-        return scrub_secrets(RunView._raw_html(block))
-
-    @staticmethod
-    def _raw_html(block: Block) -> str:
-        if block.kind == "text":
-            return _MD.format(markdown_to_html(block.text))
-        if block.kind == "thinking":
-            return f'<pre style="white-space:pre-wrap;opacity:0.8">{html.escape(block.text)}</pre>'
-        if block.kind == "tool":
-            return block.tool_html()
-        if block.kind == "error":
-            return f'<div style="color:#c62828"><b>{html.escape(block.text)}</b></div>'
-        return f"<div><i>{html.escape(block.text)}</i></div>"
-
-    # -- the static fallback -------------------------------------------------------------
-
-    def bundle(self, markdown: str) -> dict[str, Any]:
-        """The widget view plus ``text/markdown`` for front ends without widgets."""
-        data = dict(self.widget._repr_mimebundle_())
-        data["text/plain"] = markdown
-        data["text/markdown"] = markdown
-        return data
+    # -- outputs ------------------------------------------------------------------------
 
     def show(self) -> None:
-        """Display the view once, as a raw bundle with a display id to update at the end."""
-        from IPython.display import display
+        """Publish the first outputs: the banner (if any) and the status line."""
+        if self.banner:
+            slot = _Slot(_new_id(), kind="banner")
+            slot.sent = f"> ⓘ {html.escape(self.banner, quote=False)}"
+            _publish(_md(slot.sent), slot.display_id, update=False)
+            self._slots.append(slot)
+        self._status = _Slot(_new_id(), kind="status")
+        self._status_text = self.transcript.footer()
+        _publish(self._status_bundle(), self._status.display_id, update=False)
+        self._status.sent = True
+        self._slots.append(self._status)
+        self.display_id = self._slots[0].display_id
 
-        first = "*(streaming…)*"
-        if self.banner:  # a run killed mid-stream still says its replies were scripted
-            first = f"> ⓘ {self.banner}\n\n{first}"
-        handle = display(self.bundle(first), raw=True, display_id=True)
-        self.display_id = getattr(handle, "display_id", None)
+    def _status_bundle(self) -> dict[str, Any]:
+        t = self.transcript
+        if self._controls is None:
+            return _md(f"<sub>{footer_text(t.footer())} · {_BLOCKING_HINT}</sub>")
+        return _widget_bundle(self._controls, t.footer())
+
+    def flush(self) -> None:
+        """Publish what changed: the live output, new outputs, the status line."""
+        t = self.transcript
+        prev: Block | None = None
+        for block in t.blocks:
+            if id(block) not in self._placed:
+                self._place(block, prev)
+            prev = block
+        for slot in self._slots:
+            if slot.kind == "blocks":
+                self._sync(slot)
+        status = t.footer()
+        if self._status is not None and not self.finished and status != self._status_text:
+            self._status_text = status
+            if self.footer is not None:
+                self.footer.value = _FOOTER.format(html.escape(status))
+            else:
+                _publish(self._status_bundle(), self._status.display_id, update=True)
+
+    def _place(self, block: Block, prev: Block | None) -> None:
+        """Put a new block into the last output when it continues a paragraph group that
+        was still live at the last flush, else into a new output."""
+        self._placed.add(id(block))
+        last = self._slots[-1] if self._slots else None
+        if (last is not None and last.kind == "blocks" and block.kind == "text" and block.cont
+                and block.frozen and last.blocks and last.blocks[-1] is prev and prev is not None
+                and prev.frozen and not self._frozen_when_sent(last)):
+            last.blocks.append(block)
+            return
+        slot = _Slot(_new_id(), blocks=[block])
+        self._slots.append(slot)
+
+    @staticmethod
+    def _frozen_when_sent(slot: _Slot) -> bool:
+        """Whether the slot's last block was already final when last published (then the
+        group is closed: what follows goes to a new output, the old one is not re-sent)."""
+        return bool(slot.sent is not None and slot.versions
+                    and slot.blocks[-1].frozen and slot.versions[-1] == slot.blocks[-1].version
+                    and len(slot.versions) == len(slot.blocks))
+
+    def _sync(self, slot: _Slot) -> None:
+        versions = tuple(b.version for b in slot.blocks)
+        if slot.sent is not None and versions == slot.versions:
+            return
+        slot.versions = versions
+        markdown = slot.markdown()
+        if markdown == slot.sent:
+            return
+        _publish(_md(markdown), slot.display_id, update=slot.sent is not None)
+        slot.sent = markdown
+
+    def add(self, widget: Any) -> None:
+        """Show an approval card (a widget) after the outputs shown so far."""
+        self.flush()
+        slot = _Slot(_new_id(), kind="card", widget=widget)
+        _publish(_widget_bundle(widget, "approval requested: waiting…"), slot.display_id,
+                 update=False)
+        slot.sent = True
+        self._slots.append(slot)
+        self._card = slot
+
+    def approval(self, tool_name: str, code: str, allowed: bool, how: str = "") -> None:
+        """Record a verdict; a waiting card is replaced in place by its static form."""
+        block = self.transcript.approval(tool_name, code, allowed, how)
+        if threading.current_thread() is not threading.main_thread():
+            return  # a tool run off the main thread: the next flush shows the verdict
+        card, self._card = self._card, None
+        if card is None:
+            self.flush()
+            return
+        self._placed.add(id(block))
+        card.kind, card.blocks, card.sent = "blocks", [block], True
+        _close(card.widget)
+        card.widget = None
+        self._sync(card)
 
     def finalize(self) -> None:
-        """Last flush, then rewrite the static copy with the final transcript."""
+        """The run is over: every live output becomes static Markdown. The status line
+        (Stop, ■) is emptied, the footer is published after the answer, and a card
+        nobody answered says so."""
         self.flush()
-        self.close_controls()
-        if self.display_id is not None:
-            from IPython.display import update_display
-
-            update_display(self.bundle(self.transcript.to_markdown(self.banner)), raw=True,
-                           display_id=self.display_id)
+        self.finished = True
+        if self._card is not None:  # the run ended while a card waited for a click
+            card, self._card = self._card, None
+            card.kind, card.sent = "done", "> ✋ approval request not answered: the run ended"
+            _publish(_md(card.sent), card.display_id, update=True)
+            _close(card.widget)
+        footer = _Slot(_new_id(), kind="footer", sent=self.transcript.footer_markdown())
+        if any(s.kind == "blocks" for s in self._slots) or self._status is None:
+            _publish(_md(footer.sent), footer.display_id, update=False)
+            self._slots.append(footer)
+            if self._status is not None:
+                _publish(_EMPTY, self._status.display_id, update=True)
+        else:  # nothing was said: the footer takes the status line's place
+            _publish(_md(footer.sent), self._status.display_id, update=True)
+        if self._status is not None:
+            self._status.kind = "done"
+        _close(self._controls)
 
     def redisplay(self) -> None:
-        """Be the cell's only output again (same display id), e.g. after a y/N prompt
-        whose log would otherwise sit between this view and the rest of the answer."""
-        if self.display_id is None:
+        """Be the cell's only outputs again, in order and under the same display ids, e.g.
+        after a y/N prompt whose log would otherwise sit between the tool card and the
+        rest of the answer (``clear_output(wait=True)`` applies when the first output
+        arrives again: no flicker)."""
+        if not self._slots:
             return
-        from IPython.display import clear_output, display
+        from IPython.display import clear_output
 
         self.flush()
-        clear_output(wait=True)  # applied when the next output arrives: no flicker
-        display(self.bundle(self.transcript.to_markdown(self.banner)), raw=True,
-                display_id=self.display_id)
+        clear_output(wait=True)
+        for slot in self._slots:
+            _publish(self._current(slot), slot.display_id, update=False)
+
+    def _current(self, slot: _Slot) -> dict[str, Any]:
+        """What ``slot`` shows now (as last published)."""
+        if slot.kind == "status" and not self.finished:
+            return self._status_bundle()
+        if slot.kind == "card" and slot.widget is not None:
+            return _widget_bundle(slot.widget, "approval requested: waiting…")
+        if isinstance(slot.sent, str):
+            return _md(slot.sent)
+        return _EMPTY
 
     def resend(self) -> None:
-        """Re-send all state under the current cell (nbclient records only its own cell)."""
-        for _, widget, _ in self._entries:
-            widget.send_state()
-        self.footer.send_state()
-        self._body.send_state()
-        self.finalize()
+        """Publish the finished run again from the current cell, as ONE static output.
+
+        nbclient (and so nbconvert, papermill) keeps only messages of the cell it is
+        executing, so a background run that ended after its cell keeps its first
+        outputs there. Its first output now receives the whole transcript; the others
+        are emptied. Called by ``await handle`` and after the next cell.
+        """
+        if not self._slots:
+            return
+        head, *rest = self._slots
+        whole = self.transcript.to_markdown(self.banner)
+        _publish({"text/markdown": whole, "text/plain": whole}, head.display_id, update=True)
+        for slot in rest:
+            _publish(_EMPTY, slot.display_id, update=True)
 
     @property
     def text(self) -> str:
         """The answer text shown so far, for assertions in CI notebooks."""
         return self.transcript.text
-
-
-def _banner_html(text: str) -> str:
-    return (
-        '<div style="border-left:4px solid #e0a800;padding:4px 8px;margin:2px 0;'
-        f'background:rgba(224,168,0,0.12)">{markdown_to_html("ⓘ " + text)}</div>'
-    )
 
 
 class ApprovalCard:
@@ -242,74 +342,225 @@ class ApprovalCard:
         self._decide(ok)
 
 
-class ChatView:
-    """A Session as a chat box: transcript, a text box, Send and Stop.
+# Enter sends, Shift+Enter adds a line. ipywidgets' Textarea has no key events, so a small
+# listener (run by Jupyter for trusted Markdown only; idempotent) handles Enter. It does
+# not click Send: ipywidgets may hold back value updates while the kernel is busy, and
+# the click would overtake the text. It appends a marker to the text instead; the kernel
+# sends when the value carrying the marker arrives, so nothing typed is ever lost.
+_SEND_MARK = "\ue000"
+_KEYS_JS = """<script>
+(() => {
+  // Reopened without its kernel, the input box's widget is gone: say so in its place
+  // instead of JupyterLab's "model not found" (this cell's outputs only).
+  const area = document.currentScript && document.currentScript.closest('.jp-OutputArea');
+  if (area) {
+    const fix = () => {
+      for (const el of area.querySelectorAll('.jp-OutputArea-output')) {
+        if (el.textContent.trim().startsWith('Error displaying widget')) {
+          el.textContent = 'The chat box was live while the kernel ran: run this cell ' +
+            'again to chat.';
+          el.classList.remove('jupyter-widgets');
+          el.style.opacity = '0.7';
+        }
+      }
+    };
+    fix();
+    const watch = new MutationObserver(fix);
+    watch.observe(area, {childList: true, subtree: true, characterData: true});
+    setTimeout(() => watch.disconnect(), 120000);
+  }
+  if (window.__alloyChatKeys) return; window.__alloyChatKeys = true;
+  window.addEventListener('keydown', (e) => {
+    const box = e.target;
+    if (e.key !== 'Enter' || !(box instanceof HTMLTextAreaElement) ||
+        !box.closest('.alloy-input')) return;
+    e.stopPropagation();  // not JupyterLab's run-cell shortcut; Shift+Enter: a new line
+    if (e.shiftKey || e.isComposing) return;
+    e.preventDefault();
+    if (!box.value.trim()) return;
+    box.value += '\\ue000';
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+  }, true);
+})();
+</script>"""
 
-    ``send(prompt, make_view)`` starts the reply; ``make_view(transcript, **kw)`` builds the
-    ``RunView`` it streams into, placed in this chat. It returns a background-run handle
+
+class ChatView:
+    """A Session as a chat: its whole conversation as static Markdown (updated whenever the
+    session changes, whichever cell or box sent the turn), a live line for the reply being
+    streamed, and the input box (the one widget: text, Send, Stop).
+
+    ``send(prompt, make_view)`` starts a reply (a background run on the kernel loop);
+    ``make_view(transcript, **kw)`` builds the view it streams into. It returns a handle
     (``cancel``, ``done``, ``add_done_callback``) or raises with a message to show.
     """
 
-    def __init__(self, title: str, history: list[tuple[str, str]],
-                 send: Callable[[str, Callable[..., RunView]], Any],
-                 banner: str | None = None) -> None:
+    def __init__(self, title: str, session: Any,
+                 send: Callable[[str, Callable[..., Any]], Any],
+                 banner: str | None = None, with_input: bool = True) -> None:
         w = _w()
+        self.with_input = with_input
         self.title = title
+        self.session = session
+        self.banner = banner
         self._send = send
         self._run: Any = None
-        self.transcript = _new(w.VBox, "alloy-chat-transcript")
-        for role, text in history[-20:]:
-            self._say(role, text)
-        self.input = _new(w.Textarea, "alloy-input", placeholder="Message…", rows=2,
-                          layout=w.Layout(width="100%"))
+        self._ids = (_new_id(), _new_id(), _new_id())  # conversation, live line, input
+        self._sent: list[Any] = [None, None, None]
+        self.shown = False
+        self.input = _new(w.Textarea, "alloy-input",
+                          placeholder="Message… (Enter sends, Shift+Enter adds a line)",
+                          rows=2, layout=w.Layout(width="100%"))
         self.send_button = _new(w.Button, "alloy-send", description="Send",
                                 button_style="primary", icon="paper-plane")
         self.stop_button = _new(w.Button, "alloy-stop", description="Stop", icon="stop",
                                 button_style="danger", disabled=True)
         self.send_button.on_click(lambda _b: self.submit())
+        self.input.observe(self._typed, names="value")
         self.stop_button.on_click(lambda _b: self.stop())
+        self.cards = _new(w.VBox, "alloy-cards")
         self.error = _new(w.HTML, "alloy-error")
-        top = [w.HTML(f"<b>{html.escape(title)}</b>")]
-        if banner:
-            top.append(_new(w.HTML, "alloy-banner", value=_banner_html(banner)))
         controls = w.HBox([self.input, self.send_button, self.stop_button])
-        self.widget = _new(w.VBox, "alloy-chat",
-                           children=[*top, self.transcript, controls, self.error])
+        self.widget = _new(w.VBox, "alloy-chat", children=[controls, self.cards, self.error])
 
-    def _say(self, role: str, text: str) -> None:
-        w = _w()
-        label = "🧑 You" if role == "user" else "🤖 Assistant"
-        item = _new(w.HTML, f"alloy-{role}",
-                    value=scrub_secrets(f"<b>{label}</b>" + _MD.format(markdown_to_html(text))))
-        self.transcript.children = (*self.transcript.children, item)
+    # -- outputs ------------------------------------------------------------------------
+
+    def conversation(self) -> str:
+        """The conversation so far as static Markdown (what a saved notebook keeps)."""
+        head = f"**{html.escape(self.title, quote=False)}**"
+        if self.banner:
+            head += f"\n\n> ⓘ {html.escape(self.banner, quote=False)}"
+        u = self.session.usage
+        footer = (f"{self.session.model} · {len(self.session.messages)} messages · "
+                  f"{u.input_tokens:,} in / {u.output_tokens:,} out tokens · {u.cost_label}")
+        return head + "\n\n" + conversation_markdown(self.session.messages, footer=footer)
+
+    def _idle_line(self) -> str:
+        return "<sub>Type below: Enter sends, Shift+Enter adds a line.</sub>\n\n" + _KEYS_JS
+
+    def _put(self, i: int, data: dict[str, Any], key: Any) -> None:
+        if self._sent[i] == key or (i > 0 and not self.with_input):
+            return
+        _publish(data, self._ids[i], update=True)
+        self._sent[i] = key
+
+    def show(self) -> None:
+        """Publish the conversation, then (for a person at the notebook) the live line and
+        the input box; executed notebooks (nbclient) get the conversation only."""
+        conversation = self.conversation()
+        _publish(_md(conversation), self._ids[0], update=False)
+        self._sent = [conversation, None, None]
+        self.shown = True
+        if not self.with_input:
+            return
+        _publish(_md(self._idle_line()), self._ids[1], update=False)
+        _publish(_widget_bundle(self.widget, "(chat input: live while the kernel runs)"),
+                 self._ids[2], update=False)
+        self._sent = [conversation, "idle", "widget"]
+
+    def refresh(self) -> None:
+        """Re-publish the conversation if the session changed (any cell may have sent a
+        turn). A no-op when nothing changed."""
+        if self.shown:
+            text = self.conversation()
+            self._put(0, _md(text), text)
+
+    def live(self, markdown: str) -> None:
+        """The reply being streamed (the user's turn first)."""
+        self._put(1, _md(markdown), markdown)
+
+    def idle(self) -> None:
+        self._put(1, _md(self._idle_line()), "idle")
+
+    # -- input --------------------------------------------------------------------------
+
+    def _typed(self, change: dict[str, Any]) -> None:
+        """Enter in the box (see ``_KEYS_JS``): the value arrives with the send marker."""
+        if _SEND_MARK in (change.get("new") or ""):
+            self.submit()
 
     def submit(self) -> None:
-        """Send the text box's content (what the Send button does)."""
-        prompt = self.input.value.strip()
+        """Send the text box's content (what the Send button and Enter do)."""
+        prompt = self.input.value.replace(_SEND_MARK, "").strip()
         if not prompt or (self._run is not None and not self._run.done()):
+            if _SEND_MARK in self.input.value:  # not sent: keep the text, drop the marker
+                self.input.value = self.input.value.replace(_SEND_MARK, "")
             return
         self.input.value = ""
         self.error.value = ""
-        self._say("user", prompt)
         try:
             self._run = self._send(prompt, self._make_view)
         except Exception as exc:
             self.error.value = f"<span style='color:#c00'>{html.escape(str(exc))}</span>"
+            self.input.value = prompt
             return
+        self.send_button.disabled = False
         self.stop_button.disabled = False
         self._run.add_done_callback(lambda _r: setattr(self.stop_button, "disabled", True))
 
-    def _make_view(self, transcript: Transcript, **_kw: Any) -> RunView:
-        view = RunView(transcript)  # no banner or Stop of its own: the chat has both
-        self.transcript.children = (*self.transcript.children, view.widget)
-        return view
+    def _make_view(self, transcript: Transcript, **_kw: Any) -> _ChatTurn:
+        return _ChatTurn(self, transcript)
 
     def stop(self) -> None:
         """Cancel the reply being streamed (what the Stop button does)."""
         if self._run is not None:
             self._run.cancel()
 
-    def _repr_mimebundle_(self, **_kw: Any) -> dict[str, Any]:
-        data = dict(self.widget._repr_mimebundle_())
-        data["text/plain"] = self.title
-        return data
+
+class _ChatTurn:
+    """The view of one reply sent from the chat box: streams into the chat's live line;
+    approval cards go under the input box; when done the conversation is re-published."""
+
+    def __init__(self, chat: ChatView, transcript: Transcript) -> None:
+        self.chat = chat
+        self.transcript = transcript
+        self.finished = False
+        self._card: Any = None
+
+    def _markdown(self) -> str:
+        t = self.transcript
+        parts = [user_turn_markdown(t.prompt or "")]
+        body = [block_markdown(b) for b in t.blocks]
+        if body:
+            parts.append("**🤖 Assistant**\n\n" + "\n\n".join(body))
+        parts.append(t.footer_markdown())
+        return "\n\n".join(parts)
+
+    def flush(self) -> None:
+        if not self.finished:
+            self.chat.live(self._markdown())
+
+    def add(self, widget: Any) -> None:
+        self.flush()
+        self._card = widget
+        self.chat.cards.children = (*self.chat.cards.children, widget)
+
+    def approval(self, tool_name: str, code: str, allowed: bool, how: str = "") -> None:
+        self.transcript.approval(tool_name, code, allowed, how)
+        card, self._card = self._card, None
+        if card is not None:
+            self.chat.cards.children = tuple(c for c in self.chat.cards.children
+                                             if c is not card)
+            _close(card)
+        self.flush()
+
+    def finalize(self) -> None:
+        self.finished = True
+        if self._card is not None:
+            self.chat.cards.children = ()
+            _close(self._card)
+            self._card = None
+        self.chat.refresh()
+        t = self.transcript
+        said = [block_markdown(b) for b in t.blocks if b.kind in ("notice", "error")]
+        if t.status == "completed" and not said:
+            self.chat.idle()
+        else:  # stopped or failed: say so (the conversation above has what was kept)
+            self.chat.live("\n\n".join([*said, t.footer_markdown(), _KEYS_JS]))
+
+    def resend(self) -> None:
+        self.chat.refresh()
+
+    @property
+    def text(self) -> str:
+        return self.transcript.text

@@ -23,7 +23,13 @@ from alloy_nb.messages import (
     ToolUseBlock,
 )
 from alloy_nb.providers._sample import sample_value
-from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
+from alloy_nb.providers.base import (
+    Completion,
+    OnDelta,
+    Provider,
+    ProviderRequest,
+    report_lost_usage,
+)
 from alloy_nb.usage import Usage
 
 __all__ = ["DEMO_BANNER", "Demo"]
@@ -81,10 +87,16 @@ class Demo(Provider):
         delay = self.delay_s
         if delay is None:
             delay = min(0.02, self.max_stream_s / max(len(chunks), 1))
-        for chunk in chunks:
-            if delay:
-                await asyncio.sleep(delay)
-            on_delta("text", chunk)
+        sent = 0
+        try:
+            for chunk in chunks:
+                if delay:
+                    await asyncio.sleep(delay)
+                on_delta("text", chunk)
+                sent += len(chunk)
+        except asyncio.CancelledError:  # stopped: count what was "read" and streamed, as a
+            report_lost_usage(_usage(request, text[:sent]))  # real provider reports it
+            raise
         return completion
 
     # -- the rules -------------------------------------------------------------------

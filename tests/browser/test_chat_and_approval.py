@@ -3,14 +3,14 @@ in a real JupyterLab + Chromium. The offline Demo provider answers (the fixture 
 
 Selectors this test relies on (widget authors: keep them, or update this test):
 
-* ``.alloy-chat``              the ChatView root (a displayed ``Session``)
-* ``.alloy-chat-transcript``   its transcript: ``.alloy-user`` / ``.alloy-assistant`` history
-                               items and one ``.alloy-run`` (a RunView) per reply
+* ``.alloy-chat``              the chat's input box (a displayed ``Session``); the
+                               conversation is the Markdown output above it: user turns
+                               are ``blockquote``s under "You", replies under "Assistant"
 * ``.alloy-input``             the text box (an ipywidgets Textarea: a ``textarea`` inside)
 * ``.alloy-send``              the Send button (a ``button``)
-* ``.alloy-run .alloy-text`` / ``.alloy-footer`` / ``.alloy-tool``  see test_quickstart.py
+* ``.jp-RenderedMarkdown`` outputs, ``details``/``summary`` tool cards: see test_quickstart.py
 * ``.alloy-approval``          the approval card, with ``.alloy-approve`` / ``.alloy-deny``
-                               buttons and the code in a ``pre``
+                               buttons and the code in a ``pre``; replaced by its verdict
 
 Cells are addressed by index: these tests write their own small notebooks.
 """
@@ -33,7 +33,7 @@ from .conftest import (
 TIME_BUDGET_S = 60.0
 STDERR = f'{OUTPUT_SELECTOR}[data-mime-type="application/vnd.jupyter.stderr"]'
 CHAT = f"{OUTPUT_SELECTOR} .alloy-chat"
-RUN = f"{OUTPUT_SELECTOR} .alloy-run"
+MD = f"{OUTPUT_SELECTOR}.jp-RenderedMarkdown"  # the output node is the Markdown renderer
 SETUP = "%load_ext alloy_nb"
 
 
@@ -75,20 +75,20 @@ def _no_stderr(page: Any, indices: range) -> None:
 # --------------------------------------------------------------------------- chat
 
 
+def _conversation(page: Any, index: int) -> Any:
+    return cell_output(page, index).locator(MD).first
+
+
 def _ask_in_chat(page: Any, chat: Any, index: int, question: str, n: int) -> Any:
-    """Type ``question``, click Send, wait for reply number ``n`` (0-based) to complete."""
+    """Type ``question``, click Send, wait until the conversation holds reply ``n + 1``."""
     box = chat.locator(".alloy-input textarea").first
     box.fill(question)
     chat.locator("button.alloy-send").first.click()
-    run = chat.locator(".alloy-chat-transcript .alloy-run").nth(n)
-    _wait(
-        run.locator(".alloy-footer").filter(has_text="completed"),
-        page,
-        index,
-        f"the completed footer of reply {n + 1}",
-    )
+    conversation = _conversation(page, index)
+    _wait(cell_output(page, index).locator(MD).filter(has_text=f"{2 * (n + 1)} messages"),
+          page, index, f"the conversation with reply {n + 1}")
     assert box.input_value() == "", "Send should empty the text box"
-    return run
+    return conversation
 
 
 def test_chat_widget_sends_and_keeps_history(jupyter_lab, browser_page):
@@ -106,39 +106,37 @@ def test_chat_widget_sends_and_keeps_history(jupyter_lab, browser_page):
     open_notebook(page, jupyter_lab, "chat_widget.ipynb")
     for i in range(3):
         run_cell(page, i)
-    chat = _wait(cell_output(page, 2).locator(CHAT), page, 2, "the chat widget")
-    assert "alloy ·" in chat.inner_text(), chat.inner_text()
-    transcript = chat.locator(".alloy-chat-transcript").first
-    assert transcript.locator(".alloy-user").count() == 0, "a new session has no history"
+    chat = _wait(cell_output(page, 2).locator(CHAT), page, 2, "the chat input box")
+    conversation = _wait(cell_output(page, 2).locator(MD).filter(has_text="alloy ·"), page, 2,
+                         "the conversation")
+    users = conversation.locator("blockquote").filter(has_not_text="ⓘ")  # not the banner
+    assert users.count() == 0, "a new session has no history"
 
     # ---- first question: the user's message and the answer appear --------------------
-    run = _ask_in_chat(page, chat, 2, "What is 6*7?", 0)
-    users = transcript.locator(".alloy-user")
+    _ask_in_chat(page, chat, 2, "What is 6*7?", 0)
     assert users.count() == 1 and "What is 6*7?" in users.first.inner_text(), (
-        transcript.inner_text()
+        conversation.inner_text()
     )
-    answer = "".join(run.locator(".alloy-text").all_inner_texts())
-    assert "42" in answer, answer
-    # the conversation reached the Session, not only the widget
+    assert "42" in conversation.inner_text(), conversation.inner_text()
+    # the conversation reached the Session, not only the view
     printed = _printed(page, 3, r"^\d+ ")
     assert printed.strip() == "2 **42**", printed
 
-    # ---- second question: the transcript grows, the history is kept --------------------
-    run2 = _ask_in_chat(page, chat, 2, "And what is 5+5?", 1)
-    assert "10" in "".join(run2.locator(".alloy-text").all_inner_texts())
-    assert users.count() == 2, transcript.inner_text()
+    # ---- second question: the conversation grows, the history is kept -----------------
+    _ask_in_chat(page, chat, 2, "And what is 5+5?", 1)
+    assert users.count() == 2, conversation.inner_text()
     assert "And what is 5+5?" in users.nth(1).inner_text()
-    assert transcript.locator(".alloy-run").count() == 2
-    assert "42" in "".join(run.locator(".alloy-text").all_inner_texts()), "reply 1 was lost"
+    assert re.search(r"42.*10", conversation.inner_text(), re.S), conversation.inner_text()
     printed = _printed(page, 4, r"^\d+ ")
     assert printed.strip() == "4 **10**", printed
 
     # ---- displaying the Session again shows the whole conversation ---------------------
     run_cell(page, 5)
-    again = _wait(cell_output(page, 5).locator(CHAT), page, 5, "the second chat widget")
-    history = again.locator(".alloy-chat-transcript").first
-    assert history.locator(".alloy-user").count() == 2, history.inner_text()
-    assert history.locator(".alloy-assistant").count() == 2, history.inner_text()
+    _wait(cell_output(page, 5).locator(CHAT), page, 5, "the second chat input box")
+    history = _conversation(page, 5)
+    assert history.locator("blockquote").filter(has_not_text="ⓘ").count() == 2, \
+        history.inner_text()
+    assert history.inner_text().count("Assistant") == 2, history.inner_text()
     assert re.search(r"42.*10", history.inner_text(), re.S), history.inner_text()
 
     wait_for_kernel_idle(page, 10_000)
@@ -151,34 +149,37 @@ def test_chat_widget_sends_and_keeps_history(jupyter_lab, browser_page):
 
 def _card(page: Any, index: int, code: str) -> Any:
     card = _wait(
-        cell_output(page, index).locator(f"{RUN} .alloy-approval"), page, index, "the approval card"
+        cell_output(page, index).locator(".alloy-approval"), page, index, "the approval card"
     )
     assert code in card.locator("pre").first.inner_text(), card.inner_text()
     assert "run_python" in card.inner_text(), card.inner_text()
-    # the run waits for the click: nothing ran yet, the footer still says running
-    footer = cell_output(page, index).locator(f"{RUN} .alloy-footer").first
+    # the run waits for the click: nothing ran yet, the status line still says running
+    footer = cell_output(page, index).locator(".alloy-footer").first
     assert "running" in footer.inner_text(), footer.inner_text()
     return card
 
 
 def _finished(page: Any, index: int) -> Any:
     _wait(
-        cell_output(page, index).locator(f"{RUN} .alloy-footer").filter(has_text="completed"),
+        cell_output(page, index).locator(MD).filter(has_text="completed"),
         page,
         index,
         "the completed footer",
     )
-    return cell_output(page, index).locator(RUN).first
+    return cell_output(page, index)
+
+
+def _answer(run: Any) -> str:
+    return "".join(run.locator(MD).all_inner_texts())
 
 
 def _tool_card_body(run: Any) -> tuple[str, str]:
-    card = run.locator(".alloy-tool").first
-    header = card.locator(".jupyter-widget-Collapse-header").first
+    card = run.locator(f"{MD} details").filter(has_text="🔧").first
+    header = card.locator("summary").first
     title = header.inner_text()
     header.click()
-    contents = card.locator(".jupyter-widget-Collapse-contents").first
-    contents.wait_for(state="visible", timeout=5_000)
-    return title, contents.inner_text()
+    card.locator("pre").first.wait_for(state="visible", timeout=5_000)
+    return title, "\n".join(card.locator("pre").all_inner_texts())
 
 
 def test_approval_card_approve_and_deny(jupyter_lab, browser_page):
@@ -203,11 +204,11 @@ def test_approval_card_approve_and_deny(jupyter_lab, browser_page):
     card = _card(page, 2, "x * 2 + 2")
     wait_for_kernel_idle(page, 10_000)
     card.locator("button.alloy-approve").click()
-    _wait(card.locator("text=approved"), page, 2, "the approved status on the card", 10_000)
-    assert card.locator("button.alloy-approve").is_disabled()
-    assert card.locator("button.alloy-deny").is_disabled()
+    verdict = cell_output(page, 2).locator(MD).filter(has_text="run_python: ✓ approved")
+    _wait(verdict, page, 2, "the verdict in place of the card", 10_000)
+    assert cell_output(page, 2).locator(".alloy-approval").count() == 0
     run = _finished(page, 2)
-    answer = "".join(run.locator(".alloy-text").all_inner_texts())
+    answer = _answer(run)
     assert "42" in answer, answer
     title, body = _tool_card_body(run)
     assert "run_python" in title and "✓" in title, title
@@ -219,13 +220,13 @@ def test_approval_card_approve_and_deny(jupyter_lab, browser_page):
     card = _card(page, 4, "y = 1")
     wait_for_kernel_idle(page, 10_000)
     card.locator("button.alloy-deny").click()
-    _wait(card.locator("text=denied"), page, 4, "the denied status on the card", 10_000)
-    assert card.locator("button.alloy-approve").is_disabled()
+    verdict = cell_output(page, 4).locator(MD).filter(has_text="run_python: ✗ denied")
+    _wait(verdict, page, 4, "the verdict in place of the card", 10_000)
     run = _finished(page, 4)
     title, body = _tool_card_body(run)
     assert "run_python" in title and "✗" in title, title
     assert "Denied by user" in body, body
-    assert "Denied by user" in "".join(run.locator(".alloy-text").all_inner_texts())
+    assert "Denied by user" in _answer(run)
     printed = _printed(page, 5, "status")
     assert printed.strip() == "status completed False 20", printed
 
@@ -246,8 +247,8 @@ def test_approval_card_for_a_session_variable(jupyter_lab, browser_page):
     open_notebook(page, jupyter_lab, "approval_session_var.ipynb")
     for i in range(3):
         run_cell(page, i)
-    card = cell_output(page, 2).locator(f"{RUN} .alloy-approval")
-    done = cell_output(page, 2).locator(f"{RUN} .alloy-footer").filter(has_text="completed")
+    card = cell_output(page, 2).locator(".alloy-approval")
+    done = cell_output(page, 2).locator(MD).filter(has_text="completed")
     card.or_(done).first.wait_for(state="visible", timeout=15_000)
     assert card.count() == 1, f"no approval card; the cell shows:\n{_output_text(page, 2)}"
     _card(page, 2, "x * 2 + 2")

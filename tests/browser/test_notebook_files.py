@@ -9,6 +9,7 @@ open: the files held ``language_info: {"name": "python"}`` and the kernel report
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -53,19 +54,20 @@ def _match_this_python(path: Path) -> None:
 APPROVAL_CELLS = [
     "%load_ext alloy_nb\nfrom alloy_nb.providers.scripted import Scripted\n"
     "p = Scripted([Scripted.tool_calls(('run_python', {'code': 'answer_value = 6 * 7'})),"
-    " 'The value is **42**.'], chunk_delay=0.01)\n"
+    " 'The value is **42**.', 'Again: **42**.'], chunk_delay=0.01, model='claude-sonnet-4-6')\n"
     "%alloy provider p\n%alloy tools run_python",
     "%%alloy\nplease compute the value",
     "import alloy_nb as alloy\n"
     "tutor = alloy.Session(provider=Scripted(['from Python'], model='claude-sonnet-4-6'))\n"
     "tutor.chat('hi');\n%alloy usage",
+    "%%alloy\nand again?",
 ]
 
 
 def test_blocking_approval_leaves_one_transcript_and_usage_renders(
         jupyter_lab: Any, browser_page: Any, tmp_path: Path) -> None:
     """Card first, then JupyterLab's y/N box; after the answer the prompt's log is gone and
-    the saved cell holds one output: the transcript with the verdict and the answer."""
+    the saved cell holds only the transcript's Markdown outputs: card, verdict, answer."""
     from .conftest import OUTPUT_SELECTOR, cell_output, run_cell, write_notebook
 
     write_notebook(jupyter_lab.root_dir, "approval_doc.ipynb", APPROVAL_CELLS)
@@ -78,8 +80,9 @@ def test_blocking_approval_leaves_one_transcript_and_usage_renders(
     page.keyboard.press("Control+Enter")
     stdin = cell.locator(".jp-Stdin-input")
     stdin.wait_for(state="visible", timeout=30_000)
-    tool_card = cell.locator(f"{OUTPUT_SELECTOR} .alloy-tool")
-    assert tool_card.count() == 1 and "run_python" in tool_card.inner_text()
+    tool_card = cell.locator(f"{OUTPUT_SELECTOR} details > summary").filter(
+        has_text="🔧 run_python")
+    assert tool_card.count() == 1  # drawn before the question
     page.screenshot(path=str(tmp_path / "approval_asking.png"), full_page=True)
     stdin.fill("y")
     stdin.press("Enter")
@@ -87,9 +90,11 @@ def test_blocking_approval_leaves_one_transcript_and_usage_renders(
         "(el) => /\\[\\d+\\]/.test(el.querySelector('.jp-InputPrompt').textContent)",
         arg=cell.element_handle(), timeout=30_000)
     wait_for_kernel_idle(page)
-    outputs = cell_output(page, 1).locator(".jp-OutputArea-child")
-    text = cell_output(page, 1).inner_text()
-    assert outputs.count() == 1, text
+    area = cell_output(page, 1)
+    text = area.inner_text()
+    logs = area.locator(".jp-Stdin, .jp-RenderedText[data-mime-type*='vnd.jupyter.std']")
+    assert logs.count() == 0, text  # no prompt log, no echo of the answer
+    assert area.locator(".jupyter-widgets").count() == 0, text
     assert "Run it?" not in text and "wants to run this code" not in text
     assert "approved by you" in text and "42" in text
     run_cell(page, 2)
@@ -98,11 +103,24 @@ def test_blocking_approval_leaves_one_transcript_and_usage_renders(
     assert "tutor" in table.inner_text() and "claude-sonnet-4-6" in table.inner_text()
     assert "total" in table.inner_text()  # not swallowed by "$...$" read as LaTeX math
     assert cell_output(page, 2).locator("mjx-container, .MathJax").count() == 0
+    run_cell(page, 3)  # a footer with two costs: "$… (session $…)" is not LaTeX either
+    footer = cell_output(page, 3).locator("sub").filter(has_text="(session $")
+    footer.wait_for(timeout=15_000)
+    assert cell_output(page, 3).locator("mjx-container, .MathJax").count() == 0
     page.screenshot(path=str(tmp_path / "approval_done.png"), full_page=True)
+    shots = Path(os.environ.get("ALLOY_NB_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    for theme in ("Light", "Dark"):  # the finished blocking cell, for a person to look at
+        lab_command(page, "apputils:change-theme", {"theme": f"JupyterLab {theme}"})
+        page.wait_for_function(f"() => document.body.dataset.jpThemeLight === "
+                               f"'{str(theme == 'Light').lower()}'")
+        time.sleep(0.5)
+        cell.screenshot(path=str(shots / f"approval_blocking_{theme.lower()}.png"))
+    lab_command(page, "apputils:change-theme", {"theme": "JupyterLab Light"})
     lab_command(page, "docmanager:save")
     time.sleep(1.5)
     saved = json.loads((jupyter_lab.root_dir / "approval_doc.ipynb").read_text())
-    [only] = saved["cells"][1]["outputs"]
-    assert only["output_type"] == "display_data"
-    md = "".join(only["data"]["text/markdown"])  # saved as a list of lines
+    outputs = saved["cells"][1]["outputs"]
+    assert {o["output_type"] for o in outputs} == {"display_data"}, outputs
+    md = "\n".join("".join(o["data"].get("text/markdown", "")) for o in outputs)
     assert md.index("🔧 run_python") < md.index("approved by you") < md.index("**42**")

@@ -19,6 +19,8 @@ from alloy_nb.testing.env import without_api_keys
 
 pytestmark = pytest.mark.kernel
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
 CELLS = {
     "load": "%load_ext alloy_nb\nimport asyncio, os, time\nimport alloy_nb as alloy\n"
             "from alloy_nb.providers.scripted import Scripted",
@@ -94,7 +96,7 @@ def test_provider_without_key_fails_at_once_in_magic_terms(executed) -> None:
 def test_a_failed_run_shows_its_error_once(executed) -> None:
     reason = "Scripted provider has no more replies"
     outs = executed["fail_run"].outputs
-    finals = [o.data["text/markdown"] for o in outs if o.output_type == "display_data"]
+    finals = [o.data.get("text/markdown", "") for o in outs if o.output_type == "display_data"]
     assert sum(md.count(reason) for md in finals) == 1  # once, in the run's own output
     errors = [o for o in outs if o.output_type == "error"]
     assert len(errors) == 1 and reason not in "\n".join(errors[0].traceback)
@@ -158,15 +160,13 @@ def _front_end_outputs(msgs: list[dict[str, Any]], echo_at: int, echo: str) -> l
 
 
 def _card_drawn_before(msgs: list[dict[str, Any]], asked: Any) -> bool:
-    """The tool card's widget was opened and put into the view before the y/N request was
-    sent (kernel timestamps: IOPub and stdin are separate sockets, so arrival order is not
-    send order)."""
-    cards = {m["content"]["comm_id"] for m in msgs if m["msg_type"] == "comm_open"
-             and "alloy-tool" in m["content"]["data"]["state"].get("_dom_classes", [])
-             and m["header"]["date"] < asked}
-    placed = [m for m in msgs if m["msg_type"] == "comm_msg" and m["header"]["date"] < asked
-              and any(f"IPY_MODEL_{c}" in json.dumps(m["content"]["data"]) for c in cards)]
-    return bool(cards) and bool(placed)
+    """The tool card (a ``<details>`` in a Markdown output) was published before the y/N
+    request was sent (kernel timestamps: IOPub and stdin are separate sockets, so arrival
+    order is not send order)."""
+    return any(m["msg_type"] in ("display_data", "update_display_data")
+               and m["header"]["date"] < asked
+               and "<summary>🔧 run_python" in m["content"]["data"].get("text/markdown", "")
+               for m in msgs)
 
 
 def test_blocking_approval_card_first_then_verdict_in_the_transcript(kernel) -> None:
@@ -210,9 +210,11 @@ def test_blocking_approval_card_first_then_verdict_in_the_transcript(kernel) -> 
         mine.append(msg)
     assert prompt == "Run it? [y/N] " and card_first, "the tool card must precede the y/N prompt"
     outputs = _front_end_outputs(mine, echo_at, prompt + "y\n")
-    assert [o["type"] for o in outputs] == ["display"], outputs  # no log below the answer
-    md = outputs[0]["data"]["text/markdown"]
-    card, verdict, answer = (md.index("🔧 run_python"), md.index("run_python approved by you"),
+    assert {o["type"] for o in outputs} == {"display"}, outputs  # no log below the answer
+    assert not any(WIDGET in o["data"] for o in outputs)  # a static document
+    md = "\n\n".join(o["data"].get("text/markdown", "") for o in outputs)
+    assert "Run it?" not in md and "wants to run this code" not in md
+    card, verdict, answer = (md.index("🔧 run_python"), md.index("run_python: ✓ approved by you"),
                              md.index("All done: the value is 42."))
     assert card < verdict < answer
     took = float(re.search(r"you took (\d+\.\d) s", md).group(1))

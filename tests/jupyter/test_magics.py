@@ -258,7 +258,10 @@ def test_run_python_without_stdin_is_denied(shell, monkeypatch) -> None:
     with capture_output() as cap:
         run(shell, "%alloy tools run_python")
         run(shell, "%%alloy\ngo\n")
-    assert "run_python not run: this front end cannot ask (EOFError)" in cap.stdout
+    verdict = "run_python: ✗ denied (not run: this front end cannot ask (EOFError)"
+    assert verdict in cap.stdout
+    assert cap.stdout.index("🔧 run_python") < cap.stdout.index(verdict) < cap.stdout.index(
+        "done\n")  # the verdict under the tool's line, before the answer
     assert "x" not in shell.user_ns
 
 

@@ -141,3 +141,28 @@ def test_default_pacing_is_capped_but_an_explicit_delay_is_kept() -> None:
         sleeps.clear()
         asyncio.run(Demo(delay_s=0.2).stream(request, lambda kind, text: None))
         assert set(sleeps) == {0.2} and len(sleeps) > 10
+
+
+def test_a_stopped_demo_run_counts_the_tokens_it_streamed() -> None:
+    """Like a real provider (which reports input tokens at the stream's start), a demo
+    reply stopped mid-stream reports what it read and sent: not "0 in / 0 out"."""
+    import asyncio
+
+    import alloy_nb
+    from alloy_nb.errors import AgentError
+    from alloy_nb.providers.demo import Demo
+
+    async def main() -> alloy_nb.Result:
+        s = alloy_nb.Session(provider=Demo(delay_s=0.05, chunk_chars=5))
+        task = asyncio.ensure_future(s.astream_chat("tell me about pandas dataframes"))
+        await asyncio.sleep(0.3)
+        assert s.cancel()
+        try:
+            await task
+        except AgentError as exc:
+            return exc.result
+        raise AssertionError("the run was not stopped")
+
+    r = asyncio.run(main())
+    assert r.status == "cancelled"
+    assert r.usage.input_tokens > 0 and 0 < r.usage.output_tokens < 40

@@ -148,7 +148,7 @@ class _Loop:
         self._end("error", str(err))
         self.emitter.emit("error", {
             "error": str(err), "type": type(err).__name__, "stage": kind,
-            "retryable": isinstance(err, AlloyError) and bool(err.retryable),
+            "retryable": isinstance(err, ProviderError) and err.retryable,
         }, turn=self.state.turn + 1)
         await self._hook("on_error")
         raise _Stop

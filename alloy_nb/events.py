@@ -5,8 +5,8 @@ The loop emits; listeners (``on_event``, Session subscribers, the notebook view)
 one run is numbered in one strictly increasing sequence.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations`` here: TypedDict reads NotRequired[...] from the
+# evaluated annotations
 import logging
 import secrets
 import time
@@ -154,7 +154,7 @@ class ResultPayload(TypedDict):
     """``result`` (Session subscribers only): one request finished."""
 
     request_id: str
-    result: Result
+    result: "Result"
 
 
 #: Event name to payload type, for documentation, tests and readers.

@@ -286,6 +286,18 @@ class Emitter:
                 log.exception("on_event listener %r raised; ignoring", listener)
         return ev
 
+    def emit_result(self, payload: ResultPayload, *, turn: int, to: Listener) -> Event:
+        """A Session's ``result`` event: numbered in this run's sequence like every other
+        event, but delivered only to ``to`` (the session's subscribers), since a run's
+        ``on_event`` listeners see the run end at ``done``."""
+        self._seq += 1
+        ev: Event = _validate_event({
+            "seq": self._seq, "correlation_id": self.correlation_id, "turn": turn,
+            "ts_ms": int(time.time() * 1000), "event": "result", "payload": payload,
+        })
+        to(ev)
+        return ev
+
     def emit_delta(
         self, event: Literal["text_delta", "thinking_delta"], text: str, *, turn: int
     ) -> None:

@@ -154,3 +154,19 @@ def test_duck_provider_and_tool_are_wrapped_once_and_run() -> None:
     assert again.provider is config.provider and again.tools[0] is tool
     result = asyncio.run(arun("hi", provider=duck, tools=[honk]))
     assert result.text == "quack"
+
+
+def test_emit_result_numbers_in_the_run_sequence_and_reaches_only_its_target() -> None:
+    from alloy_nb.events import Emitter
+    from alloy_nb.result import Result
+
+    run_listener: list[Event] = []
+    subscribers: list[Event] = []
+    em = Emitter("req_1", [run_listener.append])
+    em.emit("turn_start", {"model": "m", "provider": "p"}, turn=1)
+    result = Result(text="hi", status="completed")
+    ev = em.emit_result({"request_id": "req_1", "result": result}, turn=1,
+                        to=subscribers.append)
+    assert [e.event for e in run_listener] == ["turn_start"]  # on_event ends at done
+    assert subscribers == [ev] and (ev.seq, ev.correlation_id) == (2, "req_1")
+    assert ev.payload["result"] is result

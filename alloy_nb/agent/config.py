@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SkipValidation, 
 from alloy_nb import model_metadata
 from alloy_nb.compaction import Compaction
 from alloy_nb.errors import ConfigError
+from alloy_nb.events import Listener
 from alloy_nb.messages import ToolDefinition
 from alloy_nb.middleware import MiddlewareLike
 from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
@@ -52,7 +53,7 @@ class AgentConfig(BaseModel):
     tool_timeout_ms: int = Field(120_000, gt=0)
     max_budget_cents: float | None = Field(None, ge=0)
     fallback_providers: list[Provider] = Field(default_factory=list)
-    on_event: Callable[[Any], Any] | None = None
+    on_event: Listener | None = None
     output_type: Any = None
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
 

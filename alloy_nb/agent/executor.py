@@ -187,7 +187,7 @@ async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
         error: BaseException | None = None
         try:
             value = ctx.run(fn, *args)
-        except Exception as exc:
+        except Exception as exc:  # the tool's own error (user code): reported to the model
             error = exc
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: not the loop's to die of
             error = ToolExit(exc)
@@ -212,7 +212,7 @@ async def _invoke(tool: Tool, args: dict[str, Any], context: dict[str, Any]) -> 
             out = await in_daemon_thread(execute, args, context)  # never block the loop
         if inspect.isawaitable(out):
             out = await out
-    except Exception:
+    except Exception:  # ordinary errors pass untouched; only BaseExceptions are wrapped
         raise
     except asyncio.CancelledError:
         cancelling = getattr(asyncio.current_task(), "cancelling", None)  # 3.11+
@@ -325,7 +325,7 @@ class _Batch:
             result = ToolResult(content=str(exc), is_error=True)
         except ToolExit as exc:
             result = ToolResult(content=f"Tool crashed: {exc}", is_error=True)
-        except Exception as exc:
+        except Exception as exc:  # the tool's own bug (user code): an error result
             log.debug("tool %r raised", call.name, exc_info=True)  # the model and the UI see it
             result = ToolResult(
                 content=f"Tool crashed: {type(exc).__name__}: {exc}", is_error=True

@@ -167,6 +167,7 @@ class _Loop:
                     return
 
     def _limit_reached(self) -> bool:
+        """True, with the final status set, once ``max_turns`` or the budget is spent."""
         state, config = self.state, self.config
         if state.turn >= config.max_turns:
             self._end("max_turns")

@@ -73,6 +73,7 @@ async def _tracked(coro: Coroutine[Any, Any, T], finished: threading.Event) -> T
     try:
         return await coro
     except (SystemExit, KeyboardInterrupt) as exc:
+        # from None: _Escaped only carries ``exc`` across threads; it is re-raised as itself
         raise _Escaped(exc) from None
     finally:
         finished.set()
@@ -119,4 +120,5 @@ def run_sync(
     try:
         return future.result()
     except _Escaped as escaped:  # re-raise in the caller's thread, where it belongs
+        # from None: the exception is re-raised as it was, not as a consequence of _Escaped
         raise escaped.exc from None

@@ -1,8 +1,11 @@
 """The one exception tree of alloy_nb.
 
-Foreign exceptions (httpx, json) are translated at one boundary, ``providers/_http.py``;
+Foreign exceptions (httpx, json) are translated at one boundary, ``providers/_vendor_errors.py``;
 everything else raises these. Whether a provider error is retried is a property of its
-class, never of its message text.
+class, never of its message text. The vendor may overrule the class for one error (an
+``x-should-retry`` header, a per-day quota that no wait clears, a batch item's error type):
+that goes through ``ProviderError.override_retryable`` and nowhere else, and the reason is
+kept on ``.retry_override``.
 
     AlloyError
     ├── ConfigError (also ValueError)   bad option, provider spec, tool schema, misused hook
@@ -17,7 +20,8 @@ class, never of its message text.
     │   │   ├── RateLimitError          429, retried, honours Retry-After
     │   │   └── OverloadedError         5xx/529, retried
     │   ├── ProviderConnectionError     connect/read timeouts and resets
-    │   ├── StreamError                 malformed SSE, stream cut off, error event after 200
+    │   ├── StreamError                 malformed SSE or reply, error event after 200, never retried
+    │   │   ├── TransientStreamError    stream cut off, unparsable tool call, transient error event
     │   │   └── ResponseTooLargeError   the reply passed the provider's max_response_bytes
     │   ├── ScriptExhausted             the Scripted provider ran out of replies
     │   └── BatchError                  vendor batch APIs (mode="batch"); .batch_id
@@ -28,11 +32,22 @@ class, never of its message text.
     ├── ToolError                       raised by tools; becomes an error tool_result
     ├── CompactionError                 summarising failed and the fallback is "error"
     ├── AgentError                      .result (status halted / error / cancelled)
-    │   └── OutputValidationError       output_type: no valid final_result within the retries
+    │   ├── OutputValidationError       output_type: no valid final_result within the retries
+    │   └── CellError                   a %%alloy run failed; shown as one line in Jupyter
     ├── ItemNotRun                      alloy.map: an item never ran (budget reached, interrupted)
     ├── BatchInterrupted                alloy.map interrupted; .result is the partial BatchResult
+    ├── ControlError (also ValueError)  bad %alloy input; the magics show it as a UsageError
+    ├── PromptError (also KeyError)     a {name} in a %%alloy prompt does not resolve
+    ├── RunNotFinished (also RuntimeError)  handle.result() on a background run still going
     ├── Busy                            send_message while running and max_pending == 0
     └── QueueFull                       send_message with the queue full
+
+    KeyboardInterrupt
+    └── RunInterrupted                  the kernel's interrupt stopped a blocking %%alloy run
+                                        (not an AlloyError: ``except Exception`` must not catch it)
+
+The Jupyter layer's exceptions live here too (no IPython import is needed to define them);
+``alloy_nb.jupyter`` re-exports them from their old places.
 """
 
 from __future__ import annotations
@@ -82,6 +97,9 @@ class ProviderError(AlloyError):
     """A model call failed. ``retryable`` is decided by the subclass, not the message."""
 
     retryable: bool = False
+    """The class's verdict; an instance differs only through ``override_retryable``."""
+    retry_override: str | None = None
+    """Why this instance's ``retryable`` differs from its class's (None: it does not)."""
 
     def __init__(
         self,
@@ -109,6 +127,13 @@ class ProviderError(AlloyError):
             if v is not None
         )
         return f"{self.message} ({where})" if where else self.message
+
+    def override_retryable(self, retryable: bool, *, reason: str) -> None:
+        """The one way an instance departs from its class's ``retryable``: the vendor's own
+        verdict (``x-should-retry``, a batch item's error type) or a fact the class cannot
+        know (a per-day quota). ``reason`` is kept on ``.retry_override``."""
+        self.retryable = retryable
+        self.retry_override = reason
 
 
 class ProviderHTTPError(ProviderError):
@@ -164,11 +189,24 @@ class ProviderConnectionError(ProviderError):
 
 
 class StreamError(ProviderError):
-    """The response stream was malformed, cut off, or carried an error event."""
+    """The response (streamed or whole) was malformed or carried an error event after
+    HTTP 200. Not retried; ``TransientStreamError`` is the kind worth another try.
 
-    def __init__(self, message: str, *, retryable: bool = False, **kw: Any) -> None:
+    ``retryable=`` is accepted for code written before that class existed; it goes through
+    ``override_retryable``."""
+
+    def __init__(self, message: str, *, retryable: bool | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.retryable = retryable
+        if retryable is not None and retryable != type(self).retryable:
+            self.override_retryable(retryable, reason="given to the constructor")
+
+
+class TransientStreamError(StreamError):
+    """Nothing was wrong with the request, so another try may succeed: the stream was cut
+    off before its end, the model produced an unparsable tool call, or the vendor reported
+    an overloaded/server/rate-limit error inside a 200 reply."""
+
+    retryable = True
 
 
 class ScriptExhausted(ProviderError):
@@ -208,8 +246,9 @@ class BatchItemError(BatchError):
         self.custom_id = custom_id
         self.error_type = error_type
         self.status_code = status_code
-        if retryable is not None:
-            self.retryable = retryable
+        if retryable is not None and retryable != type(self).retryable:
+            # the vendor's error type or status decides for one item (see override_retryable)
+            self.override_retryable(retryable, reason=f"batch item error {error_type!r}")
 
 
 class BatchItemExpired(BatchItemError):
@@ -301,4 +340,52 @@ __all__ += [
     "ProviderConfigError",
     "ResponseTooLargeError",
     "SessionFileError",
+]
+
+
+class CellError(AgentError):
+    """A ``%%alloy`` run failed: shown as one short line instead of a long traceback."""
+
+    shown = True  # the view above already shows the error; the traceback only points there
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook; no IPython import needed
+        r = self.result
+        hint = "the history is valid: fix the cause and run the cell again"
+        if self.shown:  # each error is shown once: in the run's output, not again here
+            return [f"AgentError: the run ended with status {r.status!r} (the reason is "
+                    f"shown above; {hint}; `-o VAR` keeps the Result)"]
+        return [f"AgentError: the run ended with status {r.status!r}: {r.error or r.status}",
+                f"({hint}; `-o VAR` keeps the Result)"]
+
+
+class ControlError(AlloyError, ValueError):
+    """Bad input from the notebook; the magics show it as a ``UsageError``."""
+
+
+class PromptError(AlloyError, KeyError):
+    """A ``{name}`` in the prompt does not resolve in the notebook namespace."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class RunNotFinished(AlloyError, RuntimeError):
+    """``handle.result()`` on a background run that is still going (``await`` it instead)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The kernel's interrupt stopped a blocking run; shown as one line, not a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return ["KeyboardInterrupt: the run was stopped. The partial answer is kept above and "
+                "the conversation can continue in the next cell."]
+
+
+__all__ += [
+    "CellError",
+    "ControlError",
+    "PromptError",
+    "RunInterrupted",
+    "RunNotFinished",
+    "TransientStreamError",
 ]

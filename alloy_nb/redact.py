@@ -2,7 +2,7 @@
 
 Bash drops such variables from the environment it gives commands; the notebook view hides
 their values if a tool prints them. Keys passed to providers are scrubbed by value in
-``providers/_http.py``.
+``providers/_transport.py`` and ``providers/_vendor_errors.py`` (``Call.scrub``).
 """
 
 from __future__ import annotations

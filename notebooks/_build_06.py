@@ -122,6 +122,9 @@ def batch_over_data() -> list[NotebookNode]:
         ),
         code(
             """
+            import tempfile
+
+            cache_dir = tempfile.mkdtemp(prefix="alloy_nb_cache_")  # use a lasting folder for real work
             template = (
                 "A penguin from {island} island: bill {bill_length_mm} mm long and "
                 "{bill_depth_mm} mm deep, flipper {flipper_length_mm} mm, body mass "
@@ -133,7 +136,7 @@ def batch_over_data() -> list[NotebookNode]:
                 provider=provider,
                 output_type=PenguinGuess,
                 concurrency=8,
-                cache_dir=".alloy-cache",
+                cache_dir=cache_dir,
             )
             batch
             """
@@ -180,7 +183,8 @@ def batch_over_data() -> list[NotebookNode]:
             """
             ## Re-runs are cheap
 
-            Each finished row was stored in `.alloy-cache`, keyed by its prompt, the model
+            Each finished row was stored in `cache_dir` (a temporary folder here, so this
+            notebook leaves nothing behind), keyed by its prompt, the model
             and the options that change the answer. Running again asks only for rows that
             are missing or failed; changing the template, the type or the model asks
             again.
@@ -189,7 +193,7 @@ def batch_over_data() -> list[NotebookNode]:
         code(
             """
             again = alloy.map(template, penguins, provider=provider,
-                              output_type=PenguinGuess, cache_dir=".alloy-cache",
+                              output_type=PenguinGuess, cache_dir=cache_dir,
                               progress=False)
             print(again.statuses.count("cached"), "of", len(again), "rows came from the cache;",
                   "outputs identical:", again.outputs == batch.outputs)

@@ -94,6 +94,7 @@ async def run_vendor_batch(plan: Any, tracker: Tracker) -> BatchResult:
     try:  # the vendor batch client (alloy_nb/batch/_vendor.py) is its own module
         vendor = importlib.import_module("alloy_nb.batch._vendor")
     except ImportError as exc:
+        # from None: the message quotes the ImportError
         raise ConfigError(f"mode='batch' is not available in this build: {exc}") from None
 
     _check(plan)

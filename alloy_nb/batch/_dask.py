@@ -26,11 +26,13 @@ def _client() -> Any:
     try:
         from distributed import Client
     except ImportError:
+        # from None: a missing package is the whole story
         raise ConfigError("engine='dask' needs dask.distributed: pip install "
                           "'alloy_nb[dask]'") from None
     try:
         return Client.current()
     except ValueError:
+        # from None: "no current client" is the whole story
         raise ConfigError("engine='dask' runs on the current dask.distributed Client: create "
                           "one first, e.g. Client(LocalCluster())") from None
 

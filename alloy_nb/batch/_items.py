@@ -62,7 +62,7 @@ def prepare(template: str, items: Any) -> Prepared:
 def _fields(template: str) -> set[str]:
     try:
         parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
+    except ValueError as exc:  # from None: the message quotes the parse error
         raise ConfigError(
             f"invalid template {template!r}: {exc} (use {{{{ }}}} for literal braces)"
         ) from None
@@ -89,4 +89,5 @@ def _fill(template: str, fields: set[str], values: dict[str, Any], i: int, what:
     try:
         return template.format_map(values)
     except (KeyError, AttributeError, IndexError, ValueError, TypeError) as exc:
+        # from None: the message quotes the formatting error
         raise ConfigError(f"item {i}: cannot fill the template: {exc}") from None

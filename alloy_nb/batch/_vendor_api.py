@@ -23,7 +23,9 @@ from alloy_nb.errors import (
     ConfigError,
     ProviderError,
 )
-from alloy_nb.providers import _http
+from alloy_nb.providers._template import HTTPProvider
+from alloy_nb.providers._transport import Call, send
+from alloy_nb.providers._vendor_errors import error_from_payload, status_error
 from alloy_nb.providers.base import Completion, Provider
 
 __all__ = ["AnthropicBatches", "OpenAIBatches", "Outcome", "VendorApi", "api_for"]
@@ -67,13 +69,13 @@ class VendorApi:
     max_items = 50_000
     max_bytes = 190_000_000  # under both vendors' limits, with room for the envelope
 
-    def __init__(self, provider: _http.HTTPProvider) -> None:
+    def __init__(self, provider: HTTPProvider) -> None:
         self.provider = provider
 
     def who(self) -> dict[str, Any]:
         return {"provider": self.provider.name, "model": self.provider.model}
 
-    def call(self, path: str) -> _http.Call:
+    def call(self, path: str) -> Call:
         """The provider's own headers and key, aimed at ``path`` under its base URL."""
         base = self.provider.base_url
         if base.endswith("/v1") and path.startswith("/v1/"):
@@ -91,7 +93,7 @@ class VendorApi:
         """One control request, retried on 429/5xx/connection errors (honouring
         Retry-After) as the run loop retries model calls."""
         call = self.call(path)
-        return await _retrying(lambda: _http.send(call, method, timeout_s=timeout_s, **kw))
+        return await _retrying(lambda: send(call, method, timeout_s=timeout_s, **kw))
 
     async def control_json(self, path: str, method: str = "GET", **kw: Any) -> dict[str, Any]:
         raw, rid = await self.control(path, method, **kw)
@@ -149,15 +151,15 @@ class VendorApi:
         request_id: str | None,
         status_code: int | None = None,
     ) -> BatchItemError:
-        """A vendor error object (any of the shapes ``_http`` reads) as a BatchItemError,
+        """A vendor error object (any of the shapes ``_vendor_errors`` reads) as a BatchItemError,
         retryable when the vendor's type or the status says transient."""
         call = self.call("")
         err: ProviderError
         if status_code is not None:
             raw = json.dumps(payload).encode()
-            err = _http.status_error(call, status_code, {}, raw)
+            err = status_error(call, status_code, {}, raw)
         else:
-            err = _http.error_from_payload(call, payload, request_id, where="from the vendor")
+            err = error_from_payload(call, payload, request_id, where="from the vendor")
         return BatchItemError(
             f"batch item {cid} failed: {err.message}",
             custom_id=cid,
@@ -172,7 +174,7 @@ class VendorApi:
     def parse(self, cid: str, batch_id: str, body: Any, request_id: str | None) -> Outcome:
         """A successful item's body through the provider's own parser."""
         try:
-            return self.provider._parse(self.call(""), body, request_id)
+            return self.provider.parse_reply(self.call(""), body, request_id)
         except ProviderError as err:
             return err
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -326,7 +328,7 @@ class OpenAIBatches(VendorApi):
 
     _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
-    def __init__(self, provider: _http.HTTPProvider, endpoint: str) -> None:
+    def __init__(self, provider: HTTPProvider, endpoint: str) -> None:
         super().__init__(provider)
         self.endpoint = endpoint
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from alloy_nb.errors import ControlError  # defined with the others; re-exported here
+
 __all__ = ["DEFAULT", "TOOL_NAMES", "ControlError", "controller", "load_ipython_extension",
            "unload_ipython_extension"]
 
@@ -15,10 +17,6 @@ DEFAULT = "default"  # the session a bare %%alloy uses
 TOOL_NAMES = ("read", "write", "edit", "bash", "notebook", "run_python")
 
 _loaded: dict[int, Any] = {}  # id(shell) -> AlloyMagics
-
-
-class ControlError(ValueError):
-    """Bad input from the notebook; the magics show it as a ``UsageError``."""
 
 
 def load_ipython_extension(ip: Any) -> None:

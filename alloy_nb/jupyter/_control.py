@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from functools import partial
 from typing import Any
 
-from alloy_nb.errors import AgentError
+from alloy_nb.errors import AgentError, CellError  # CellError: re-exported from its old home
 from alloy_nb.events import new_id
 from alloy_nb.jupyter import DEFAULT, TOOL_NAMES, ControlError, runner
 from alloy_nb.jupyter import display as _display
@@ -27,21 +27,6 @@ __all__ = ["DEFAULT", "TOOL_NAMES", "ControlError", "Controller"]
 
 _ENV_PROVIDERS = (("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-6"),
                   ("OPENAI_API_KEY", "openai:gpt-5.4"))
-
-
-class CellError(AgentError):
-    """A ``%%alloy`` run failed: shown as one short line instead of a long traceback."""
-
-    shown = True  # the view above already shows the error; the traceback only points there
-
-    def _render_traceback_(self) -> list[str]:
-        r = self.result
-        hint = "the history is valid: fix the cause and run the cell again"
-        if self.shown:  # each error is shown once: in the run's output, not again here
-            return [f"AgentError: the run ended with status {r.status!r} (the reason is "
-                    f"shown above; {hint}; `-o VAR` keeps the Result)"]
-        return [f"AgentError: the run ended with status {r.status!r}: {r.error or r.status}",
-                f"({hint}; `-o VAR` keeps the Result)"]
 
 
 class Controller:

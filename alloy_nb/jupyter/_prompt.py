@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from alloy_nb.errors import PromptError  # re-exported from its old home
+
 __all__ = ["MAX_VALUE_CHARS", "PromptError", "interpolate"]
 
 #: Longest text one interpolated value may add to a prompt (DataFrames, arrays, ...).
@@ -21,13 +23,6 @@ _FIELD = re.compile(
 )
 _STEP = re.compile(r"\.([A-Za-z_]\w*)|\[(-?\d+)\]|\['([^'\]]*)'\]|\[\"([^\"\]]*)\"\]")
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-
-
-class PromptError(KeyError):
-    """A ``{name}`` in the prompt does not resolve in the notebook namespace."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def _resolve(path: str, namespace: Mapping[str, Any]) -> Any:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from alloy_nb import _sync  # the one private module the UI uses: the shared loop thread
-from alloy_nb.errors import AgentError
+from alloy_nb.errors import AgentError, RunInterrupted, RunNotFinished  # re-exported here
 from alloy_nb.jupyter._sigint import cancel_on_sigint
 from alloy_nb.result import Result
 from alloy_nb.tools._wait import carry_clock
@@ -56,18 +56,6 @@ class View(Protocol):
 
     def flush(self) -> None: ...
     def finalize(self) -> None: ...
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """The kernel's interrupt stopped a blocking run; shown as one line, not a traceback."""
-
-    def _render_traceback_(self) -> list[str]:
-        return ["KeyboardInterrupt: the run was stopped. The partial answer is kept above and "
-                "the conversation can continue in the next cell."]
-
-
-class RunNotFinished(RuntimeError):
-    """``handle.result()`` on a background run that is still going (``await`` it instead)."""
 
 
 RunFactory = Callable[[Callable[[Any], None]], Coroutine[Any, Any, Result]]

@@ -87,21 +87,32 @@ _HELP = (
 
 
 def _from_string(spec: str) -> Provider:
+    # Imported here, not at the top: an offline run (demo, Scripted) never imports httpx.
     if spec == "demo":
-        return __getattr__("Demo")()
+        from alloy_nb.providers.demo import Demo
+
+        return Demo()
     prefix, sep, model = spec.partition(":")
     prefix = prefix.lower()
     if not sep or not model or prefix not in PREFIXES:
         raise ConfigError(f"unknown provider spec {spec!r}. {_HELP}")
     if prefix == "anthropic":
-        return __getattr__("Anthropic")(model=model)
+        from alloy_nb.providers.anthropic import Anthropic
+
+        return Anthropic(model=model)
     if prefix == "openai":
-        return __getattr__("OpenAI")(model=model)
+        from alloy_nb.providers.openai import OpenAI
+
+        return OpenAI(model=model)
     if prefix == "gemini":  # native; the compat preset is "gemini-compat"
-        return __getattr__("Gemini")(model=model)
+        from alloy_nb.providers.gemini import Gemini
+
+        return Gemini(model=model)
     if prefix == "gemini-compat":
         prefix = "gemini"
-    compat = __getattr__("OpenAICompat")
+    from alloy_nb.providers.openai_compat import OpenAICompat
+
+    compat = OpenAICompat
     if prefix == "openai-compat":
         return compat(model=model)  # ConfigError unless OPENAI_BASE_URL is set
     preset = getattr(compat, prefix)

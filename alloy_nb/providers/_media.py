@@ -9,16 +9,16 @@ so the model knows something was there and the user can see why it was not used.
 
 from __future__ import annotations
 
-from typing import Any
+from alloy_nb.messages import Block
 
 __all__ = ["MEDIA_TYPES", "unsupported_media"]
 
 MEDIA_TYPES = frozenset({"audio", "video", "document"})
 
 
-def unsupported_media(provider: str, block: Any) -> str | None:
+def unsupported_media(provider: str, block: Block) -> str | None:
     """The note to send in place of ``block``, or None when it is not a media block."""
-    kind = getattr(block, "type", None)
+    kind = block.type
     if kind not in MEDIA_TYPES:
         return None
     return f"[Unsupported media type for {provider} provider: {kind}]"

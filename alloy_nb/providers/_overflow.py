@@ -1,7 +1,7 @@
 """Is this vendor error "the prompt does not fit the model's context window"?
 
-One small function every provider's error mapping calls (``_http.status_error`` and
-``_http.error_from_payload``; the native Gemini provider too), so the loop can react with
+One small function every provider's error mapping calls (``_vendor_errors.status_error`` and
+``_vendor_errors.error_from_payload``; the native Gemini provider too), so the loop can react with
 ``PromptTooLongError`` (force-compact, retry once) instead of a plain bad request. The
 test is deliberately narrow: a request that is wrong for another reason (a bad
 ``max_tokens``, a bad parameter) must stay a ``BadRequestError``.

@@ -128,14 +128,14 @@ class _Sampler:
         high = min((b for b in (hi, xhi) if b is not None), default=None)
         if low is not None and high is not None:
             frac = self.pick(path, 1000) / 999
-            value = low + (high - low) * (0.05 + 0.9 * frac)  # strictly inside
+            value: float = low + (high - low) * (0.05 + 0.9 * frac)  # strictly inside
         elif low is not None:
             value = low + 1 + self.pick(path, 10)
         elif high is not None:
             value = high - 1 - self.pick(path, 10)
         else:
             value = 1 + self.pick(path, 10)
-        candidates = []
+        candidates: list[float] = []
         if step:
             candidates += [round(value / step) * step, (int(value / step) + 1) * step,
                            int(value / step) * step]

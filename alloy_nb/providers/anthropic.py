@@ -1,7 +1,8 @@
 """Anthropic Messages API provider (``POST /v1/messages``), streaming and not.
 
 Translates our messages to the Messages wire format and the reply back, nothing more:
-retries live in ``agent/retry.py``, HTTP plumbing and error mapping in ``_http.py``.
+retries live in ``agent/retry.py``, HTTP plumbing in ``_transport.py``, error mapping in
+``_vendor_errors.py``, the request template in ``_template.py``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from alloy_nb.messages import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from alloy_nb.providers import _http
 from alloy_nb.providers._media import unsupported_media
 from alloy_nb.providers._sse import SSEEvent
+from alloy_nb.providers._template import HTTPProvider, check_max_output_tokens
+from alloy_nb.providers._transport import ApiKey, Call, EventStream
+from alloy_nb.providers._vendor_errors import error_from_payload, tool_arguments, unexpected_reply
 from alloy_nb.providers.base import Completion, DeltaKind, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
 
@@ -44,7 +47,7 @@ _ID_BAD = re.compile(r"[^A-Za-z0-9_-]")
 _RAW_TYPES = {"redacted_thinking", "container_upload", "mcp_tool_use", "mcp_tool_result"}
 
 
-class Anthropic(_http.HTTPProvider):
+class Anthropic(HTTPProvider):
     """Claude through the Messages API.
 
     ``thinking={"type": "enabled", "budget_tokens": N}`` turns on extended thinking (its
@@ -73,14 +76,14 @@ class Anthropic(_http.HTTPProvider):
         headers: Mapping[str, str] | None = None,
         cache: bool = False,
     ) -> None:
-        _http.check_max_output_tokens(max_output_tokens)
+        check_max_output_tokens(max_output_tokens)
         if not isinstance(cache, bool):
             raise ConfigError(f"cache must be True or False, got {cache!r}")
         self.cache = cache
         self.max_output_tokens = max_output_tokens
         self.thinking = _check_thinking(thinking, max_output_tokens)
         self.code_execution = bool(code_execution)
-        key = _http.ApiKey(api_key, ("ANTHROPIC_API_KEY",))
+        key = ApiKey(api_key, ("ANTHROPIC_API_KEY",))
         extra = _merge_headers(headers or {}, self.code_execution)
         super().__init__(model, base_url, "/v1/messages", key, extra)
 
@@ -114,10 +117,10 @@ class Anthropic(_http.HTTPProvider):
             body["stream"] = True
         return body
 
-    def _parse(self, call: _http.Call, data: Any, request_id: str | None) -> Completion:
+    def parse_reply(self, call: Call, data: Any, request_id: str | None) -> Completion:
         return _completion(call, data, request_id)
 
-    def _accumulator(self, events: _http.EventStream, on_delta: OnDelta) -> _Accumulator:
+    def new_accumulator(self, events: EventStream, on_delta: OnDelta) -> _Accumulator:
         return _Accumulator(events, on_delta)
 
 
@@ -254,13 +257,13 @@ def _is_raw_type(t: str) -> bool:
 # --------------------------------------------------------------------- wire -> ours
 
 
-def _completion(call: _http.Call, data: Any, request_id: str | None) -> Completion:
+def _completion(call: Call, data: Any, request_id: str | None) -> Completion:
     """Turn a Messages ``message`` object (received whole or rebuilt from a stream)
     into a Completion."""
     if not isinstance(data, dict) or data.get("type") == "error" or "content" not in data:
         if isinstance(data, dict) and "error" in data:
-            raise _http.error_from_payload(call, data, request_id, where="in response")
-        raise _http.unexpected_reply(call, "Messages", data, request_id)
+            raise error_from_payload(call, data, request_id, where="in response")
+        raise unexpected_reply(call, "Messages", data, request_id)
     blocks = [
         b for b in (_block(call, raw, request_id) for raw in data["content"] or ()) if b is not None
     ]
@@ -285,9 +288,9 @@ def _usage(usage: Any) -> Usage:
     )
 
 
-def _block(call: _http.Call, b: Any, request_id: str | None) -> Block | None:
+def _block(call: Call, b: Any, request_id: str | None) -> Block | None:
     if not isinstance(b, dict):
-        raise _http.unexpected_reply(call, "Messages content block", b, request_id)
+        raise unexpected_reply(call, "Messages content block", b, request_id)
     t = b.get("type")
     if t == "text":
         return TextBlock(text=b["text"]) if b.get("text") else None
@@ -301,14 +304,14 @@ def _block(call: _http.Call, b: Any, request_id: str | None) -> Block | None:
         # redacted thinking, server tool results and block types newer than this module:
         # kept verbatim (marked as ours) so they go back to Anthropic unchanged
         return RawBlock(**{**b, "origin": ORIGIN})
-    raise _http.unexpected_reply(call, "Messages content block", b, request_id)
+    raise unexpected_reply(call, "Messages content block", b, request_id)
 
 
 class _Accumulator:
     """Rebuilds the ``message`` object from stream events, handing text and thinking deltas
     to ``on_delta`` as they arrive. Tool input JSON is parsed once, at the end."""
 
-    def __init__(self, events: _http.EventStream, on_delta: OnDelta) -> None:
+    def __init__(self, events: EventStream, on_delta: OnDelta) -> None:
         self.events = events
         self.on_delta = on_delta
         self.message: dict[str, Any] | None = None
@@ -327,6 +330,7 @@ class _Accumulator:
             data = json.loads(ev.data)
             kind = data.get("type") or ev.event
         except (ValueError, AttributeError):
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         emit = None
         try:
@@ -349,9 +353,10 @@ class _Accumulator:
             elif kind == "message_stop":
                 self.done = True
             elif kind == "error":
-                raise _http.error_from_payload(self.events.call, data, self.events.request_id)
+                raise error_from_payload(self.events.call, data, self.events.request_id)
             # "ping" and event types added after this was written are ignored, as Anthropic asks
         except (KeyError, TypeError):
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         if emit is not None and emit[1]:
             self.on_delta(*emit)  # outside the try: the callback's own errors stay its own
@@ -400,7 +405,7 @@ class _Accumulator:
     def _tool_input(self, block: dict[str, Any], text: str) -> dict[str, Any]:
         if not text.strip():
             return block.get("input") or {}
-        return _http.tool_arguments(
+        return tool_arguments(
             self.events.call,
             block.get("name"),
             text,

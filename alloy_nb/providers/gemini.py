@@ -2,7 +2,8 @@
 ``:streamGenerateContent?alt=sse``), streaming and not.
 
 Translates our messages to ``contents``/``parts`` and the reply back, nothing more: retries
-live in ``agent/retry.py``, HTTP plumbing and status mapping in ``_http.py``. Unlike the
+live in ``agent/retry.py``, HTTP plumbing in ``_transport.py``, status mapping in
+``_vendor_errors.py``. Unlike the
 OpenAI-compatible endpoint (``OpenAICompat.gemini``), this keeps thought signatures on the
 part they came with, code-execution parts and grounding verbatim, and exact usage.
 
@@ -30,6 +31,7 @@ from alloy_nb.errors import (
     PromptTooLongError,
     ProviderHTTPError,
     StreamError,
+    TransientStreamError,
 )
 from alloy_nb.messages import (
     Block,
@@ -41,8 +43,10 @@ from alloy_nb.messages import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from alloy_nb.providers import _http
 from alloy_nb.providers._sse import SSEEvent
+from alloy_nb.providers._template import HTTPProvider, check_max_output_tokens
+from alloy_nb.providers._transport import ApiKey, Call, EventStream, open_stream, post_json
+from alloy_nb.providers._vendor_errors import error_from_payload, tool_arguments, unexpected_reply
 from alloy_nb.providers.base import Completion, DeltaKind, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
 
@@ -81,7 +85,7 @@ _TOO_LONG = re.compile(
 )
 
 
-class Gemini(_http.HTTPProvider):
+class Gemini(HTTPProvider):
     """Gemini models through Google's native Developer API (AI Studio keys).
 
     The key comes from ``api_key``, ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY`` and travels in
@@ -109,7 +113,7 @@ class Gemini(_http.HTTPProvider):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         if max_output_tokens is not None:
-            _http.check_max_output_tokens(max_output_tokens)
+            check_max_output_tokens(max_output_tokens)
         for label, value in (("thinking", thinking), ("generation_config", generation_config)):
             if value is not None and not isinstance(value, Mapping):
                 raise ConfigError(f"{label} must be a dict, got {value!r}")
@@ -122,7 +126,7 @@ class Gemini(_http.HTTPProvider):
         self.safety_settings = [dict(s) for s in safety_settings or ()]
         self.code_execution = bool(code_execution)
         self.google_search = bool(google_search)
-        key = _http.ApiKey(api_key, ("GEMINI_API_KEY", "GOOGLE_API_KEY"))
+        key = ApiKey(api_key, ("GEMINI_API_KEY", "GOOGLE_API_KEY"))
         root = (base_url or DEFAULT_BASE_URL).rstrip("/")
         if not re.search(r"/v1(?:alpha|beta)?\d*$", root):
             root += "/v1beta"
@@ -161,32 +165,33 @@ class Gemini(_http.HTTPProvider):
             body["safetySettings"] = [dict(s) for s in self.safety_settings]
         return body
 
-    def _call_for(self, stream: bool) -> _http.Call:
+    def _call_for(self, stream: bool) -> Call:
         call = self._call()
         if not stream:
             return call
-        return _http.Call(call.provider, call.model, self._stream_url, call.headers, call.secret)
+        return Call(call.provider, call.model, self._stream_url, call.headers, call.secret)
 
     async def complete(self, request: ProviderRequest) -> Completion:
         call = self._call_for(False)
         body = self.build_body(request, stream=False)
         try:
-            data, rid = await _http.post_json(call, body, request.timeout_s)
+            data, rid = await post_json(call, body, request.timeout_s)
         except ProviderHTTPError as exc:
+            # from None: the refined error is this one, or a copy with the same fields
             raise _refine_http_error(exc) from None
-        return self._parse(call, data, rid)
+        return self.parse_reply(call, data, rid)
 
     async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
         call = self._call_for(True)
         body = self.build_body(request, stream=True)
         try:
-            async with _http.open_stream(call, body, request.timeout_s) as events:
+            async with open_stream(call, body, request.timeout_s) as events:
                 acc = _Accumulator(events, on_delta, self.model)
                 if not events.is_sse:
                     # a JSON array of chunks (the endpoint without alt=sse) or one reply
                     data = await events.json()
                     if not isinstance(data, list):
-                        return self._parse(call, data, events.request_id)
+                        return self.parse_reply(call, data, events.request_id)
                     for chunk in data:
                         acc.feed_chunk(chunk)
                     return acc.result()
@@ -194,9 +199,10 @@ class Gemini(_http.HTTPProvider):
                     acc.feed(event)
                 return acc.result()
         except ProviderHTTPError as exc:
+            # from None: the refined error is this one, or a copy with the same fields
             raise _refine_http_error(exc) from None
 
-    def _parse(self, call: _http.Call, data: Any, request_id: str | None) -> Completion:
+    def parse_reply(self, call: Call, data: Any, request_id: str | None) -> Completion:
         if isinstance(data, list):  # streamGenerateContent without alt=sse
             acc = _ChunkMerger(call, request_id, self.model)
             for chunk in data:
@@ -204,7 +210,7 @@ class Gemini(_http.HTTPProvider):
             return acc.completion()
         return _completion(call, data, request_id, self.model)
 
-    def _accumulator(self, events: _http.EventStream, on_delta: OnDelta) -> _Accumulator:
+    def new_accumulator(self, events: EventStream, on_delta: OnDelta) -> _Accumulator:
         return _Accumulator(events, on_delta, self.model)
 
 
@@ -230,7 +236,8 @@ def _refine_http_error(err: ProviderHTTPError) -> ProviderHTTPError:
     if err.retry_after is None and (m := _RETRY_DELAY.search(body)):
         err.retry_after = float(m[1])
     if err.status_code == 429 and "PerDay" in body:
-        err.retryable = False  # a daily quota: another try within the run cannot succeed
+        # a daily quota: another try within the run cannot succeed
+        err.override_retryable(False, reason="per-day quota exhausted")
     return err
 
 
@@ -239,6 +246,7 @@ def _raise_if_prompt_too_long(err: ProviderHTTPError) -> None:
     if isinstance(err, PromptTooLongError):
         return  # the shared detector (providers/_overflow) already recognised it
     if err.status_code == 400 and _TOO_LONG.search(err.body or ""):
+        # from None: this replaces ``err`` field for field (only the class changes)
         raise PromptTooLongError(
             err.message,
             status_code=err.status_code,
@@ -328,7 +336,8 @@ def _user_parts(blocks: Sequence[Block], names: Mapping[str, str]) -> list[dict[
 def _raw_part(b: RawBlock) -> dict[str, Any] | None:
     extra = b.model_extra or {}
     if b.type == PART and extra.get("origin") == ORIGIN and isinstance(extra.get("part"), dict):
-        return json.loads(json.dumps(extra["part"]))  # a deep copy: the block stays untouched
+        part: dict[str, Any] = json.loads(json.dumps(extra["part"]))  # a deep copy: the block
+        return part  # stays untouched
     return None
 
 
@@ -471,7 +480,7 @@ def _local_id() -> str:
 
 
 def _blocks(
-    parts: Sequence[Any], model: str, call: _http.Call, request_id: str | None, *, cut: bool
+    parts: Sequence[Any], model: str, call: Call, request_id: str | None, *, cut: bool
 ) -> list[Block]:
     """Parts (whole, or merged from a stream) as our blocks, each signature right after the
     block of the part it came on. ``cut``: the reply hit MAX_TOKENS (its calls never run)."""
@@ -497,7 +506,7 @@ def _blocks(
                 name=name,
                 input={}
                 if args is None
-                else _http.tool_arguments(call, name, args, request_id, lenient=cut),
+                else tool_arguments(call, name, args, request_id, lenient=cut),
             )
         elif kind == "text" and not sig:
             continue  # an empty text part says nothing
@@ -530,12 +539,12 @@ def _usage(meta: Any) -> Usage:
     )
 
 
-def _completion(call: _http.Call, data: Any, request_id: str | None, model: str) -> Completion:
+def _completion(call: Call, data: Any, request_id: str | None, model: str) -> Completion:
     """A GenerateContentResponse (whole, or rebuilt from a stream) as a Completion."""
     if not isinstance(data, dict):
-        raise _http.unexpected_reply(call, "generateContent", data, request_id)
+        raise unexpected_reply(call, "generateContent", data, request_id)
     if "error" in data:
-        raise _http.error_from_payload(call, data, request_id, where="in response")
+        raise error_from_payload(call, data, request_id, where="in response")
     response_id = data.get("responseId")
     rid = request_id or (response_id if isinstance(response_id, str) else None)
     candidates = data.get("candidates")
@@ -543,9 +552,9 @@ def _completion(call: _http.Call, data: Any, request_id: str | None, model: str)
         feedback = data.get("promptFeedback")
         if isinstance(feedback, dict) and feedback.get("blockReason"):
             raise _prompt_blocked(call, feedback, rid)
-        raise _http.unexpected_reply(call, "generateContent", data, rid)
+        raise unexpected_reply(call, "generateContent", data, rid)
     if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
-        raise _http.unexpected_reply(call, "generateContent candidates", candidates, rid)
+        raise unexpected_reply(call, "generateContent candidates", candidates, rid)
     cand = candidates[0]
     raw_finish = cand.get("finishReason")
     finish = raw_finish if isinstance(raw_finish, str) else None
@@ -553,15 +562,14 @@ def _completion(call: _http.Call, data: Any, request_id: str | None, model: str)
     content: dict[str, Any] = raw_content if isinstance(raw_content, dict) else {}
     parts = content.get("parts") or []
     if not isinstance(parts, list):
-        raise _http.unexpected_reply(call, "generateContent content", content, rid)
+        raise unexpected_reply(call, "generateContent content", content, rid)
     if finish == "MALFORMED_FUNCTION_CALL":
         why = cand.get("finishMessage")
-        raise StreamError(
+        raise TransientStreamError(
             call.scrub(
                 "Gemini produced a malformed function call"
                 + (f": {why}" if isinstance(why, str) else "")
             ),
-            retryable=True,
             provider=call.provider,
             model=call.model,
             request_id=rid,
@@ -584,7 +592,7 @@ def _completion(call: _http.Call, data: Any, request_id: str | None, model: str)
 
 
 def _prompt_blocked(
-    call: _http.Call, feedback: dict[str, Any], request_id: str | None
+    call: Call, feedback: dict[str, Any], request_id: str | None
 ) -> StreamError:
     """No candidates and a ``promptFeedback.blockReason``: Gemini refused the prompt itself.
     Not retryable (the same prompt is blocked again)."""
@@ -595,7 +603,6 @@ def _prompt_blocked(
         text += f": {detail}"
     return StreamError(
         call.scrub(text),
-        retryable=False,
         provider=call.provider,
         model=call.model,
         request_id=request_id,
@@ -608,7 +615,7 @@ class _ChunkMerger:
     text before it, Vertex's streamed call arguments assembled; usage, finish reason and
     grounding from the last chunk that has them."""
 
-    def __init__(self, call: _http.Call, request_id: str | None, model: str) -> None:
+    def __init__(self, call: Call, request_id: str | None, model: str) -> None:
         self.call = call
         self.request_id = request_id
         self.model = model
@@ -623,15 +630,15 @@ class _ChunkMerger:
     def add(self, chunk: Any) -> list[tuple[DeltaKind, str]]:
         """Merge one chunk; returns the text/thinking deltas it carried."""
         if not isinstance(chunk, dict):
-            raise _http.unexpected_reply(self.call, "stream chunk", chunk, self.request_id)
+            raise unexpected_reply(self.call, "stream chunk", chunk, self.request_id)
         if "error" in chunk:
-            raise _http.error_from_payload(self.call, chunk, self.request_id)
+            raise error_from_payload(self.call, chunk, self.request_id)
         self.last = chunk
         if isinstance(chunk.get("promptFeedback"), dict):
             self.feedback = chunk["promptFeedback"]
         cands = chunk.get("candidates") or []
         if not isinstance(cands, list) or (cands and not isinstance(cands[0], dict)):
-            raise _http.unexpected_reply(self.call, "stream candidates", cands, self.request_id)
+            raise unexpected_reply(self.call, "stream candidates", cands, self.request_id)
         cand = cands[0] if cands else {}
         for k in _STREAM_META:
             if k in cand:
@@ -643,10 +650,10 @@ class _ChunkMerger:
         deltas: list[tuple[DeltaKind, str]] = []
         parts = content.get("parts") or []
         if not isinstance(parts, list):
-            raise _http.unexpected_reply(self.call, "stream content", content, self.request_id)
+            raise unexpected_reply(self.call, "stream content", content, self.request_id)
         for part in parts:
             if not isinstance(part, dict):
-                raise _http.unexpected_reply(self.call, "stream part", part, self.request_id)
+                raise unexpected_reply(self.call, "stream part", part, self.request_id)
             d = self._part(part)
             if d is not None and d[1]:
                 deltas.append(d)
@@ -727,9 +734,8 @@ class _ChunkMerger:
             if self.feedback and self.feedback.get("blockReason"):
                 rid = self.request_id or self.last.get("responseId")
                 raise _prompt_blocked(self.call, self.feedback, rid)
-            raise StreamError(
+            raise TransientStreamError(
                 "stream ended before a finishReason (connection cut off?)",
-                retryable=True,
                 provider=self.call.provider,
                 model=self.call.model,
                 request_id=self.request_id,
@@ -770,15 +776,19 @@ def _apply_partial_arg(args: dict[str, Any], delta: dict[str, Any]) -> None:
 class _Accumulator:
     """Feeds SSE events to a ``_ChunkMerger``, handing deltas to ``on_delta`` as they come."""
 
-    def __init__(self, events: _http.EventStream, on_delta: OnDelta, model: str) -> None:
+    def __init__(self, events: EventStream, on_delta: OnDelta, model: str) -> None:
         self.events = events
         self.on_delta = on_delta
         self.merger = _ChunkMerger(events.call, events.request_id, model)
+
+    def partial_usage(self) -> Usage:
+        return _usage(self.merger.last.get("usageMetadata"))
 
     def feed(self, ev: SSEEvent) -> None:
         try:
             chunk = json.loads(ev.data)
         except ValueError:
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         self.feed_chunk(chunk)
 

@@ -2,7 +2,7 @@
 
 Translates our messages to Responses input items and the response back, nothing more.
 Chat Completions (and the vendors that copy it) is ``openai_compat.py``; HTTP plumbing
-and error mapping are ``_http.py``.
+and error mapping are ``_transport.py`` and ``_vendor_errors.py``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from alloy_nb.messages import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from alloy_nb.providers import _http
 from alloy_nb.providers._media import unsupported_media
 from alloy_nb.providers._sse import SSEEvent
+from alloy_nb.providers._template import HTTPProvider, check_max_output_tokens
+from alloy_nb.providers._transport import ApiKey, Call, EventStream
+from alloy_nb.providers._vendor_errors import error_from_payload, tool_arguments, unexpected_reply
 from alloy_nb.providers.base import Completion, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
 
@@ -40,7 +42,7 @@ _THINKING_DELTAS = {
 _TEXT_DELTAS = {"response.output_text.delta", "response.refusal.delta"}
 
 
-class OpenAI(_http.HTTPProvider):
+class OpenAI(HTTPProvider):
     """OpenAI models through the Responses API (also xAI's, via ``base_url``).
 
     Reasoning items are kept (as RawBlocks) and sent back with the next request, as the API
@@ -61,7 +63,7 @@ class OpenAI(_http.HTTPProvider):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         if max_output_tokens is not None:
-            _http.check_max_output_tokens(max_output_tokens)
+            check_max_output_tokens(max_output_tokens)
         if reasoning is not None and not isinstance(reasoning, Mapping):
             raise ConfigError(
                 f'reasoning must be a dict like {{"effort": "low"}}, got {reasoning!r}'
@@ -69,7 +71,7 @@ class OpenAI(_http.HTTPProvider):
         self.max_output_tokens = max_output_tokens
         self.reasoning = dict(reasoning) if reasoning is not None else None
         self.store = store
-        key = _http.ApiKey(api_key, ("OPENAI_API_KEY",))
+        key = ApiKey(api_key, ("OPENAI_API_KEY",))
         super().__init__(model, base_url, "/v1/responses", key, headers or {})
 
     def __repr__(self) -> str:
@@ -105,10 +107,10 @@ class OpenAI(_http.HTTPProvider):
             body["stream"] = True
         return body
 
-    def _parse(self, call: _http.Call, data: Any, request_id: str | None) -> Completion:
+    def parse_reply(self, call: Call, data: Any, request_id: str | None) -> Completion:
         return _completion(call, data, request_id)
 
-    def _accumulator(self, events: _http.EventStream, on_delta: OnDelta) -> _Accumulator:
+    def new_accumulator(self, events: EventStream, on_delta: OnDelta) -> _Accumulator:
         return _Accumulator(events, on_delta)
 
 
@@ -172,16 +174,16 @@ def _foreign(b: Block) -> bool:
 # --------------------------------------------------------------------- wire -> ours
 
 
-def _completion(call: _http.Call, resp: Any, request_id: str | None) -> Completion:
+def _completion(call: Call, resp: Any, request_id: str | None) -> Completion:
     """Turn a Responses ``response`` object (received whole, or the one carried by the
     terminal stream event) into a Completion."""
     if not isinstance(resp, dict) or "output" not in resp:
         if isinstance(resp, dict) and resp.get("error"):
-            raise _http.error_from_payload(call, resp, request_id, where="in response")
-        raise _http.unexpected_reply(call, "Responses", resp, request_id)
+            raise error_from_payload(call, resp, request_id, where="in response")
+        raise unexpected_reply(call, "Responses", resp, request_id)
     status = resp.get("status")
     if status == "failed" or resp.get("error"):
-        raise _http.error_from_payload(
+        raise error_from_payload(
             call, {"error": resp.get("error")}, request_id, where="response.failed"
         )
     incomplete = status == "incomplete"
@@ -236,16 +238,16 @@ def _completion(call: _http.Call, resp: Any, request_id: str | None) -> Completi
 
 
 def _arguments(
-    call: _http.Call, item: dict[str, Any], request_id: str | None, *, lenient: bool
+    call: Call, item: dict[str, Any], request_id: str | None, *, lenient: bool
 ) -> dict[str, Any]:
     raw = item.get("arguments")
     if raw is None or raw == "":
         return {}
     # an incomplete response may cut arguments off; that call never runs
-    return _http.tool_arguments(call, item.get("name"), raw, request_id, lenient=lenient)
+    return tool_arguments(call, item.get("name"), raw, request_id, lenient=lenient)
 
 
-def _unsupported(call: _http.Call, what: str, request_id: str | None) -> ProviderError:
+def _unsupported(call: Call, what: str, request_id: str | None) -> ProviderError:
     return ProviderError(
         f"OpenAI Responses sent an unsupported {what}",
         provider=call.provider,
@@ -258,7 +260,7 @@ class _Accumulator:
     """Hands text and reasoning deltas to ``on_delta``; the terminal event's ``response``
     is the authoritative reply (items seen in ``output_item.done`` back it up)."""
 
-    def __init__(self, events: _http.EventStream, on_delta: OnDelta) -> None:
+    def __init__(self, events: EventStream, on_delta: OnDelta) -> None:
         self.events = events
         self.on_delta = on_delta
         self.items: dict[int, dict[str, Any]] = {}
@@ -279,6 +281,7 @@ class _Accumulator:
             data = json.loads(ev.data)
             kind = data.get("type") or ev.event
         except (ValueError, AttributeError):
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         if kind in _TEXT_DELTAS:
             if data.get("delta"):
@@ -296,7 +299,7 @@ class _Accumulator:
                 raise self.events.malformed(ev)
             self.final = resp
         elif kind == "error":
-            raise _http.error_from_payload(self.events.call, data, self.events.request_id)
+            raise error_from_payload(self.events.call, data, self.events.request_id)
 
     def result(self) -> Completion:
         if self.final is None:

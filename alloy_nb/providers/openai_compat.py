@@ -2,7 +2,7 @@
 
 Vendor differences are typed flags on ``Compat``, filled in by preset classmethods
 (``OpenAICompat.groq(...)`` …); no vendor name is tested anywhere else. The Responses API is
-``openai.py``; HTTP plumbing and error mapping are ``_http.py``.
+``openai.py``; HTTP plumbing and error mapping are ``_transport.py`` and ``_vendor_errors.py``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from alloy_nb.messages import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from alloy_nb.providers import _http
 from alloy_nb.providers._media import unsupported_media
 from alloy_nb.providers._sse import SSEEvent
+from alloy_nb.providers._template import HTTPProvider, check_max_output_tokens
+from alloy_nb.providers._transport import ApiKey, Call, EventStream
+from alloy_nb.providers._vendor_errors import error_from_payload, tool_arguments, unexpected_reply
 from alloy_nb.providers.base import Completion, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
 
@@ -121,7 +123,7 @@ _PRESETS: dict[str, tuple[str, str, tuple[str, ...], Compat]] = {
 PRESETS = tuple(_PRESETS)
 
 
-class OpenAICompat(_http.HTTPProvider):
+class OpenAICompat(HTTPProvider):
     """Any Chat Completions endpoint: ``base_url`` + ``chat_path``, quirks in ``compat``.
 
     A reply that carries tool calls is treated as tool use whatever its finish_reason
@@ -155,12 +157,12 @@ class OpenAICompat(_http.HTTPProvider):
         if not base_url:
             raise ConfigError("OpenAICompat needs base_url= (or the OPENAI_BASE_URL variable)")
         if max_output_tokens is not None:
-            _http.check_max_output_tokens(max_output_tokens)
+            check_max_output_tokens(max_output_tokens)
         envs = (api_key_env,) if isinstance(api_key_env, str) else tuple(api_key_env or ())
         self.chat_path = chat_path
         self.compat = compat or Compat()
         self.max_output_tokens = max_output_tokens
-        key = _http.ApiKey(api_key, envs, required=bool(envs))
+        key = ApiKey(api_key, envs, required=bool(envs))
         super().__init__(model, base_url, chat_path, key, headers or {})
 
     def __repr__(self) -> str:
@@ -250,10 +252,10 @@ class OpenAICompat(_http.HTTPProvider):
             body.update(copy.deepcopy(self.extra_body))
         return body
 
-    def _parse(self, call: _http.Call, data: Any, request_id: str | None) -> Completion:
+    def parse_reply(self, call: Call, data: Any, request_id: str | None) -> Completion:
         return _from_body(call, self.compat, data, request_id)
 
-    def _accumulator(self, events: _http.EventStream, on_delta: OnDelta) -> _Accumulator:
+    def new_accumulator(self, events: EventStream, on_delta: OnDelta) -> _Accumulator:
         return _Accumulator(events, self.compat, on_delta)
 
 
@@ -305,7 +307,7 @@ def _wire_messages(msg: Message, c: Compat) -> list[dict[str, Any]]:
         elif isinstance(b, ThinkingBlock):
             thinking.append(b.thinking)
         elif isinstance(b, RawBlock):
-            if b.type == _EXTRA and getattr(b, "origin", None) == ORIGIN:
+            if b.type == _EXTRA and (b.model_extra or {}).get("origin") == ORIGIN:
                 extras.append(b)
         elif not isinstance(b, ServerToolUseBlock):
             raise ConfigError(f"cannot send a {type(b).__name__} in an assistant message")
@@ -318,8 +320,9 @@ def _wire_messages(msg: Message, c: Compat) -> list[dict[str, Any]]:
     if c.reasoning_field and any(thinking):
         wire[c.reasoning_field] = "".join(thinking)
     for x in extras:  # vendor extras (Gemini thought signatures) go back where they came from
-        target = getattr(x, "target", None)
-        extra = getattr(x, "extra_content", None)
+        fields = x.model_extra or {}
+        target = fields.get("target")
+        extra = fields.get("extra_content")
         if target == "message":
             wire["extra_content"] = extra
         else:
@@ -340,12 +343,12 @@ def _mistral_id(call_id: str) -> str:
 # --------------------------------------------------------------------- wire -> ours
 
 
-def _from_body(call: _http.Call, c: Compat, data: Any, request_id: str | None) -> Completion:
+def _from_body(call: Call, c: Compat, data: Any, request_id: str | None) -> Completion:
     """A non-streamed ``chat.completion`` body."""
     if isinstance(data, list) or (isinstance(data, dict) and data.get("error") is not None):
-        raise _http.error_from_payload(call, data, request_id, where="in response")
+        raise error_from_payload(call, data, request_id, where="in response")
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-        raise _http.unexpected_reply(call, "Chat Completions", data, request_id)
+        raise unexpected_reply(call, "Chat Completions", data, request_id)
     choice = data["choices"][0] if data["choices"] else {}
     return _completion(
         call,
@@ -359,7 +362,7 @@ def _from_body(call: _http.Call, c: Compat, data: Any, request_id: str | None) -
 
 
 def _completion(
-    call: _http.Call,
+    call: Call,
     c: Compat,
     msg: dict[str, Any],
     finish: str | None,
@@ -435,7 +438,7 @@ def _content(content: Any) -> tuple[str, str]:
 
 
 def _arguments(
-    call: _http.Call,
+    call: Call,
     c: Compat,
     name: str | None,
     raw: Any,
@@ -451,7 +454,7 @@ def _arguments(
         )
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}
-    return _http.tool_arguments(call, name, raw, request_id, lenient=lenient)
+    return tool_arguments(call, name, raw, request_id, lenient=lenient)
 
 
 def _usage(u: dict[str, Any]) -> Usage:
@@ -476,7 +479,7 @@ class _Accumulator:
     """Rebuilds the assistant message from chunks: content and reasoning concatenated, tool
     calls assembled by ``index`` (id and name set, never concatenated), the last usage seen."""
 
-    def __init__(self, events: _http.EventStream, c: Compat, on_delta: OnDelta) -> None:
+    def __init__(self, events: EventStream, c: Compat, on_delta: OnDelta) -> None:
         self.events = events
         self.c = c
         self.on_delta = on_delta
@@ -501,11 +504,12 @@ class _Accumulator:
         try:
             data = json.loads(ev.data)
         except ValueError:
+            # from None: the decode error holds the raw event; malformed() quotes it scrubbed
             raise self.events.malformed(ev) from None
         if not isinstance(data, dict):
             raise self.events.malformed(ev)
         if ev.event == "error" or data.get("error") is not None:
-            raise _http.error_from_payload(self.events.call, data, self.events.request_id)
+            raise error_from_payload(self.events.call, data, self.events.request_id)
         self.chunks += 1
         self.model = data.get("model") or self.model
         usage = data.get("usage") or (data.get("x_groq") or {}).get("usage")

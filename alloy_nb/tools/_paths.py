@@ -79,6 +79,7 @@ def require_regular_file(path: str, *, may_be_missing: bool = False) -> None:
     except FileNotFoundError:
         if may_be_missing:
             return
+        # from None: the model reads this message; FileNotFoundError says nothing more
         raise ToolError(f"File not found: {path}") from None
     except OSError as exc:
         raise ToolError(f"Cannot access {path}: {os_reason(exc)}") from exc

@@ -154,6 +154,7 @@ class _Spec:
         try:
             validated = self.model.model_validate(dict(input or {}))
         except ValidationError as exc:
+            # from None: _explain(exc) is the validation error, phrased for the model
             raise ToolError(f"Invalid arguments for {self.name}: {_explain(exc)}") from None
         args: list[Any] = []
         kwargs: dict[str, Any] = {}

@@ -241,6 +241,7 @@ def _lookup(namespace: Mapping[str, Any], name: str) -> Any:
         try:
             value = getattr(value, attr)
         except Exception as exc:
+            # from None: the message already quotes ``exc``
             raise ToolError(f"Cannot inspect {name!r}: {exc!r}") from None
     _guard(name, value)
     return value

@@ -20,6 +20,7 @@ from alloy_nb.errors import (
     ProviderError,
     RateLimitError,
     StreamError,
+    TransientStreamError,
 )
 from alloy_nb.events import Event
 from alloy_nb.messages import Message, user
@@ -51,7 +52,7 @@ def run(provider: Any, *, streaming: bool = False, on_chunk: Any = None,
     ProviderConnectionError("HTTP request failed: closed"),
     ProviderConnectionError("HTTP request failed: timeout"),
     ProviderConnectionError("HTTP request failed: unprocessed"),
-    StreamError("overloaded_error: busy", retryable=True),
+    TransientStreamError("overloaded_error: busy"),
 ])
 def test_o180_retryable(err: ProviderError) -> None:
     assert is_retryable(err)

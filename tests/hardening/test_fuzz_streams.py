@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from alloy_nb.errors import ProviderError
 from alloy_nb.messages import user
 from alloy_nb.providers import Anthropic, Gemini, OpenAI, OpenAICompat
-from alloy_nb.providers._http import Call, EventStream, HTTPProvider, _hostile
 from alloy_nb.providers._sse import SSEDecoder
+from alloy_nb.providers._template import HTTPProvider, _hostile
+from alloy_nb.providers._transport import Call, EventStream
 from alloy_nb.providers.base import Completion, ProviderRequest
 from alloy_nb.testing import FakeProviderServer, iter_fixtures, reply
 
@@ -293,7 +294,7 @@ def test_finding4_fuzz_whole_replies_with_wrong_shapes(
     call = Call(provider.name, "m", "http://127.0.0.1:9/x", {}, KEY)
     try:
         with _hostile(call, None):
-            completion = provider._parse(call, data, None)
+            completion = provider.parse_reply(call, data, None)
     except ProviderError:
         return
     Completion.model_validate(completion.model_dump())

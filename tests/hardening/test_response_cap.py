@@ -10,7 +10,7 @@ import pytest
 import alloy_nb as alloy
 from alloy_nb.errors import AgentError, ResponseTooLargeError, StreamError
 from alloy_nb.providers import OpenAICompat
-from alloy_nb.providers._http import DEFAULT_MAX_RESPONSE_BYTES
+from alloy_nb.providers._transport import DEFAULT_MAX_RESPONSE_BYTES
 from alloy_nb.testing import FakeProviderServer, reply
 
 KEY = "sk-test-0000000000000000"

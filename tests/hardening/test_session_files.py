@@ -25,8 +25,8 @@ def test_finding8_session_file_error_is_exported_everywhere() -> None:
     for name in ("CompactionError", "MiddlewareReturnError", "ProviderConfigError"):
         assert name in errors.__all__
     from alloy_nb.compaction import CompactionError
+    from alloy_nb.errors import ProviderConfigError
     from alloy_nb.middleware import MiddlewareReturnError
-    from alloy_nb.providers._http import ProviderConfigError
 
     assert (CompactionError, MiddlewareReturnError, ProviderConfigError) == (
         errors.CompactionError, errors.MiddlewareReturnError, errors.ProviderConfigError)

@@ -13,7 +13,7 @@ import pytest
 
 from alloy_nb.api import arun, astream
 from alloy_nb.errors import AgentError
-from alloy_nb.providers import Anthropic, Gemini, OpenAI, OpenAICompat, _http
+from alloy_nb.providers import Anthropic, Gemini, OpenAI, OpenAICompat, _transport
 from alloy_nb.providers.base import Provider
 from alloy_nb.result import Result
 from alloy_nb.testing import FakeProviderServer, reply
@@ -214,7 +214,7 @@ def test_cancelling_a_streaming_run_closes_the_connection_promptly(kind: str) ->
             with pytest.raises((asyncio.CancelledError, AgentError)):
                 await task
             elapsed = time.monotonic() - t0
-            pool = (await _http._client())._transport._pool  # type: ignore[attr-defined]
+            pool = (await _transport._client())._transport._pool  # type: ignore[attr-defined]
             assert pool.connections == []  # closed, not parked half-read in the pool
             return elapsed
 

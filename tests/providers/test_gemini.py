@@ -21,6 +21,7 @@ from alloy_nb.errors import (
     ConfigError,
     OverloadedError,
     PromptTooLongError,
+    ProviderConfigError,
     ProviderError,
     RateLimitError,
     StreamError,
@@ -40,7 +41,6 @@ from alloy_nb.messages import (
 )
 from alloy_nb.model_metadata import lookup
 from alloy_nb.providers import Gemini, ProviderRequest
-from alloy_nb.providers._http import ProviderConfigError
 from alloy_nb.providers.gemini import gemini_schema
 from alloy_nb.testing import FakeProviderServer, Usage, reply
 from alloy_nb.tools.function import as_tool
@@ -661,7 +661,7 @@ def test_any_reply_json_is_a_completion_or_a_typed_error(data: Any) -> None:
     p = Gemini(api_key=KEY)
     c = p._call()
     with contextlib.suppress(ProviderError):
-        p._parse(c, data, None)
+        p.parse_reply(c, data, None)
     merger = _ChunkMerger(c, None, p.model)
     try:
         for chunk in data if isinstance(data, list) else [data]:

@@ -25,15 +25,22 @@ from alloy_nb.errors import (
     StreamError,
 )
 from alloy_nb.messages import user
-from alloy_nb.providers import Anthropic, OpenAI, OpenAICompat, ProviderRequest, _http
+from alloy_nb.providers import (
+    Anthropic,
+    OpenAI,
+    OpenAICompat,
+    ProviderRequest,
+    _transport,
+)
+from alloy_nb.providers._vendor_errors import error_from_payload, retry_after, status_error
 from alloy_nb.testing import FakeProviderServer, reply
 
 KEY = "test-key-7f3a9c2e1b"
 REQ = ProviderRequest(messages=[user("hi")])
 
 
-def call(secret: str | None = KEY) -> _http.Call:
-    return _http.Call("acme", "m-1", "http://127.0.0.1:1/v1/x", {}, secret)
+def call(secret: str | None = KEY) -> _transport.Call:
+    return _transport.Call("acme", "m-1", "http://127.0.0.1:1/v1/x", {}, secret)
 
 
 def providers(url: str) -> list:
@@ -74,7 +81,7 @@ def run_call(provider, stream: bool = False, request: ProviderRequest = REQ):
     ],
 )
 def test_status_maps_to_class(status: int, cls: type) -> None:
-    err = _http.status_error(call(), status, {"request-id": "req_1"}, b"{}")
+    err = status_error(call(), status, {"request-id": "req_1"}, b"{}")
     assert type(err) is cls
     assert err.status_code == status
     assert err.retryable == (cls in (RateLimitError, OverloadedError))
@@ -87,18 +94,18 @@ def test_quota_exhausted_429_is_not_retried() -> None:
     body = json.dumps(
         {"error": {"message": "You exceeded your quota", "type": "insufficient_quota"}}
     )
-    err = _http.status_error(call(), 429, {}, body.encode())
+    err = status_error(call(), 429, {}, body.encode())
     assert isinstance(err, BadRequestError) and not err.retryable
     assert "insufficient_quota" in str(err)
 
 
 def test_x_should_retry_overrides_the_status_rule_but_not_for_auth() -> None:
     # wire-protocols 5: the server's x-should-retry header wins over the status rule
-    assert not _http.status_error(call(), 529, {"x-should-retry": "false"}, b"{}").retryable
-    assert _http.status_error(call(), 409, {"x-should-retry": "true"}, b"{}").retryable
-    assert _http.status_error(call(), 500, {"x-should-retry": "maybe"}, b"{}").retryable
-    assert not _http.status_error(call(), 401, {"x-should-retry": "true"}, b"{}").retryable
-    assert not _http.status_error(call(), 400, {}, b"{}").retryable
+    assert not status_error(call(), 529, {"x-should-retry": "false"}, b"{}").retryable
+    assert status_error(call(), 409, {"x-should-retry": "true"}, b"{}").retryable
+    assert status_error(call(), 500, {"x-should-retry": "maybe"}, b"{}").retryable
+    assert not status_error(call(), 401, {"x-should-retry": "true"}, b"{}").retryable
+    assert not status_error(call(), 400, {}, b"{}").retryable
 
 
 @pytest.mark.parametrize(
@@ -131,39 +138,39 @@ def test_x_should_retry_overrides_the_status_rule_but_not_for_auth() -> None:
     ],
 )
 def test_vendor_message_shapes(body, expect: str) -> None:
-    err = _http.status_error(call(), 400, {}, json.dumps(body).encode())
+    err = status_error(call(), 400, {}, json.dumps(body).encode())
     assert expect in str(err)
 
 
 def test_plain_text_and_empty_bodies() -> None:
-    assert "HTTP 502 Bad Gateway" in str(_http.status_error(call(), 502, {}, b"Bad Gateway"))
-    assert "(empty body)" in str(_http.status_error(call(), 500, {}, b""))
-    long = _http.status_error(call(), 500, {}, b"x" * 5000)
+    assert "HTTP 502 Bad Gateway" in str(status_error(call(), 502, {}, b"Bad Gateway"))
+    assert "(empty body)" in str(status_error(call(), 500, {}, b""))
+    long = status_error(call(), 500, {}, b"x" * 5000)
     assert len(long.message) < 600 and len(long.body) <= 2000
 
 
 def test_request_id_from_headers_or_body() -> None:
-    assert _http.status_error(call(), 500, {"x-request-id": "abc"}, b"").request_id == "abc"
+    assert status_error(call(), 500, {"x-request-id": "abc"}, b"").request_id == "abc"
     body = b'{"type":"error","error":{"type":"api_error","message":"x"},"request_id":"req_9"}'
-    assert _http.status_error(call(), 500, {}, body).request_id == "req_9"
+    assert status_error(call(), 500, {}, body).request_id == "req_9"
 
 
 def test_retry_after_forms() -> None:
-    assert _http.retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
-    assert _http.retry_after({"retry-after": "4"}) == 4.0
-    assert _http.retry_after({"retry-after": "0.5"}) == 0.5
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert retry_after({"retry-after": "4"}) == 4.0
+    assert retry_after({"retry-after": "0.5"}) == 0.5
     when = datetime.now(timezone.utc) + timedelta(seconds=30)
-    got = _http.retry_after({"retry-after": format_datetime(when, usegmt=True)})
+    got = retry_after({"retry-after": format_datetime(when, usegmt=True)})
     assert got is not None and 25 < got <= 30
     past = datetime.now(timezone.utc) - timedelta(seconds=30)
-    assert _http.retry_after({"retry-after": format_datetime(past, usegmt=True)}) == 0.0
-    assert _http.retry_after({"retry-after": "soon"}) is None
-    assert _http.retry_after({}) is None
+    assert retry_after({"retry-after": format_datetime(past, usegmt=True)}) == 0.0
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
 
 
 def test_key_is_scrubbed_from_message_and_body() -> None:
     body = json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}.", "type": "x"}})
-    err = _http.status_error(call(), 401, {}, body.encode())
+    err = status_error(call(), 401, {}, body.encode())
     assert KEY not in str(err) and KEY not in err.body and KEY not in repr(err)
     assert "[redacted]" in str(err)
 
@@ -171,14 +178,14 @@ def test_key_is_scrubbed_from_message_and_body() -> None:
 def test_in_stream_error_payloads_classify_by_type_or_code() -> None:
     c = call()
     anthropic = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-    assert _http.error_from_payload(c, anthropic, "r").retryable
+    assert error_from_payload(c, anthropic, "r").retryable
     invalid = {"type": "error", "error": {"type": "invalid_request_error", "message": "no"}}
-    assert not _http.error_from_payload(c, invalid, "r").retryable
+    assert not error_from_payload(c, invalid, "r").retryable
     openrouter = {"error": {"code": 502, "message": "upstream died"}, "choices": []}
-    assert _http.error_from_payload(c, openrouter, None).retryable
-    assert not _http.error_from_payload(c, {"error": {"code": 400, "message": "x"}}, None).retryable
+    assert error_from_payload(c, openrouter, None).retryable
+    assert not error_from_payload(c, {"error": {"code": 400, "message": "x"}}, None).retryable
     responses = {"type": "error", "code": "server_error", "message": "boom"}
-    err = _http.error_from_payload(c, responses, "r")
+    err = error_from_payload(c, responses, "r")
     assert isinstance(err, StreamError) and err.retryable and "boom" in str(err)
 
 
@@ -330,8 +337,8 @@ def test_one_client_per_loop_closed_when_asyncio_run_ends() -> None:
     seen: list[httpx.AsyncClient] = []
 
     async def go() -> None:
-        a = await _http._client()
-        b = await _http._client()
+        a = await _transport._client()
+        b = await _transport._client()
         assert a is b
         seen.append(a)
 
@@ -341,7 +348,7 @@ def test_one_client_per_loop_closed_when_asyncio_run_ends() -> None:
     assert all(c.is_closed for c in seen)
     gc.collect()
     # other loops (the private loop thread of earlier tests) may hold their own client
-    assert not any(entry.client in seen for entry in list(_http._clients.values()))
+    assert not any(entry.client in seen for entry in list(_transport._clients.values()))
 
 
 def test_cancelling_a_stream_closes_the_connection_at_once() -> None:
@@ -358,7 +365,7 @@ def test_cancelling_a_stream_closes_the_connection_at_once() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await task
             elapsed = time.monotonic() - t0
-            pool = (await _http._client())._transport._pool  # type: ignore[attr-defined]
+            pool = (await _transport._client())._transport._pool  # type: ignore[attr-defined]
             assert pool.connections == []  # the half-read connection was closed, not pooled
             return elapsed
 
@@ -373,7 +380,7 @@ def test_concurrent_requests_on_one_loop_share_the_client() -> None:
             clients: list[httpx.AsyncClient] = []
 
             async def one(p, stream: bool) -> str:
-                clients.append(await _http._client())
+                clients.append(await _transport._client())
                 if stream:
                     c = await p.stream(REQ, lambda k, t: None)
                 else:

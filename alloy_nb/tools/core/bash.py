@@ -185,6 +185,7 @@ async def _run_shell(argv: list[str], cwd: str, timeout_ms: int) -> tuple[str, i
         await _kill(proc)
         partial = sink.text()
         tail = f"\n\nOutput before the timeout:\n{partial}" if partial else ""
+        # from None: a timeout is the whole story; TimeoutError adds no detail
         raise ToolError(_TIMED_OUT.format(t=timeout_ms) + tail) from None
     except BaseException:  # cancelled (Stop, interrupt, tool timeout): leave nothing running
         await asyncio.shield(_kill(proc))
@@ -207,6 +208,7 @@ async def _run_executor(executor: Any, command: str, cwd: str, timeout_ms: int) 
     try:
         output, code = await asyncio.wait_for(call(), timeout_ms / 1000)
     except asyncio.TimeoutError:
+        # from None: a timeout is the whole story; TimeoutError adds no detail
         raise ToolError(f"Command timed out after {timeout_ms}ms.") from None
     except Exception as exc:
         raise ToolError(f"Executor crashed: {exc!r}") from exc

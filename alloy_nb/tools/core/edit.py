@@ -56,6 +56,7 @@ class Edit(Tool):
         except OSError as exc:
             raise ToolError(f"Cannot read {path}: {os_reason(exc)}") from exc
         except UnicodeDecodeError:
+            # from None: the byte offset in UnicodeDecodeError does not help the model
             raise ToolError(f"Cannot read {path}: not valid UTF-8 text") from None
         count = text.count(old)
         if count == 0:

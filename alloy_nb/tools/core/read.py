@@ -133,4 +133,5 @@ def int_arg(input: Mapping[str, Any], key: str, default: int) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
+        # from None: the message says what int() would
         raise ToolError(f"{key} must be an integer, got {value!r}") from None

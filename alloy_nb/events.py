@@ -25,6 +25,7 @@ __all__ = [
     "DonePayload",
     "Emitter",
     "ErrorPayload",
+    "ErrorStage",
     "Event",
     "EventName",
     "ResultPayload",
@@ -114,7 +115,7 @@ class CompactionPayload(TypedDict):
 
     before_tokens: int
     after_tokens: int
-    method: str
+    method: Literal["summary", "truncation"]
     removed_messages: int
     forced: NotRequired[bool]
 
@@ -132,12 +133,15 @@ class RetryPayload(TypedDict):
     fallback: bool
 
 
+ErrorStage = Literal["provider", "compaction", "middleware"]
+
+
 class ErrorPayload(TypedDict):
     """``error``: the run failed at ``stage`` (provider, compaction, middleware)."""
 
     error: str | None
     type: str
-    stage: str
+    stage: ErrorStage
     retryable: bool
 
 

@@ -20,7 +20,7 @@ from alloy_nb.agent.executor import execute_tools
 from alloy_nb.agent.retry import DEADLINE_HEADROOM_S, call_with_retry
 from alloy_nb.compaction import MESSAGE_OVERHEAD, estimate_tokens, maybe_compact
 from alloy_nb.errors import AlloyError, PromptTooLongError, ProviderError
-from alloy_nb.events import CompactionPayload, Emitter, Listener, new_id
+from alloy_nb.events import CompactionPayload, Emitter, ErrorStage, Listener, new_id
 from alloy_nb.messages import (
     ToolResultBlock,
     ToolUseBlock,
@@ -143,7 +143,7 @@ class _Loop:
             for f in dataclasses.fields(AgentState):
                 setattr(self.state, f.name, getattr(out, f.name))
 
-    async def _fail(self, err: Exception, kind: str = "provider") -> NoReturn:
+    async def _fail(self, err: Exception, kind: ErrorStage = "provider") -> NoReturn:
         """Stop with status ``error`` (an ``on_error`` hook that halts wins)."""
         self._end("error", str(err))
         self.emitter.emit("error", {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ __all__ = [
     "Halt",
     "Hook",
     "Middleware",
+    "MiddlewareLike",
     "MiddlewareReturnError",
     "run_before_tool_call",
     "run_hook",
@@ -94,21 +95,30 @@ class Middleware:
         return f"{type(self).__name__}()"
 
 
-def _name(mw: Any) -> str:
-    return getattr(mw, "__qualname__", None) or type(mw).__qualname__
+#: What ``middleware=[...]`` holds once resolved: a ``Middleware`` (or any object with a
+#: ``call(hook, state)`` method), or a plain function ``(hook, state)``, sync or async.
+MiddlewareLike = Middleware | Callable[[str, AgentState], object]
 
 
-async def _call(mw: Any, hook: str, state: AgentState) -> Any:
-    fn = getattr(mw, "call", None)
+def _name(mw: object) -> str:
+    qualname = getattr(mw, "__qualname__", None)  # functions have one, instances do not
+    return str(qualname or type(mw).__qualname__)
+
+
+async def _call(mw: MiddlewareLike, hook: str, state: AgentState) -> object:
+    # an object with .call (a Middleware, or one shaped like it), else the callable itself
+    fn: Callable[[str, AgentState], object] | None = getattr(mw, "call", None)
     if fn is None:
-        fn = mw  # a plain callable (hook, state)
+        assert callable(mw)
+        fn = mw
     out = fn(hook, state)
     if inspect.isawaitable(out):
-        out = await out
+        awaited: object = await out
+        return awaited
     return out
 
 
-def _misuse(mw: Any, hook: str, out: Any) -> ConfigError:
+def _misuse(mw: object, hook: str, out: object) -> ConfigError:
     if isinstance(out, EditCall):
         return ConfigError(
             f"middleware {_name(mw)} returned EditCall(...) from the {hook!r} hook; "
@@ -131,7 +141,7 @@ def _misuse(mw: Any, hook: str, out: Any) -> ConfigError:
 
 
 async def run_hook(
-    middleware: Sequence[Any], hook: str, state: AgentState
+    middleware: Sequence[MiddlewareLike], hook: str, state: AgentState
 ) -> AgentState | Halt:
     """Run ``hook`` through every middleware in order, threading the state.
 
@@ -152,7 +162,7 @@ async def run_hook(
 
 
 async def run_before_tool_call(
-    middleware: Sequence[Any], state: AgentState, call: dict[str, Any]
+    middleware: Sequence[MiddlewareLike], state: AgentState, call: dict[str, Any]
 ) -> Block | Halt | EditCall | None:
     """Ask every middleware about one tool call: None (run it), ``Block``, ``Halt`` or
     ``EditCall`` (run it with a new input).

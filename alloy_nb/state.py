@@ -7,11 +7,14 @@ that callers get back (``to_result``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from alloy_nb.messages import Message, repair_history
 from alloy_nb.result import Result, ToolCall
 from alloy_nb.usage import Usage
+
+if TYPE_CHECKING:
+    from alloy_nb.agent.config import AgentConfig
 
 __all__ = ["AgentState", "StateStatus"]
 
@@ -38,7 +41,7 @@ class AgentState:
     tool_calls: list[ToolCall] = field(default_factory=list)
     status: StateStatus = "idle"
     error: str | None = None
-    config: Any = None
+    config: AgentConfig | None = None
     model: str | None = None
     output: Any = None  # output_type: the validated final_result value
 

@@ -25,7 +25,12 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 from collections.abc import Awaitable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from alloy_nb.agent.config import AgentConfig
+    from alloy_nb.providers.base import Completion, Provider
+    from alloy_nb.state import AgentState
 
 __all__ = ["enabled", "provider_span", "run_span", "tool_span", "traced_tool", "turn_span"]
 
@@ -93,10 +98,10 @@ class _Recorder:
         self.set("gen_ai.usage.cache_read_input_tokens", usage.cache_read_input_tokens)
         self.set("gen_ai.usage.cache_creation_input_tokens", usage.cache_creation_input_tokens)
 
-    def completion(self, completion: Any, provider: Any) -> None:
+    def completion(self, completion: Completion, provider: Provider) -> None:
         if self.span is None:
             return
-        self.set("gen_ai.provider.name", getattr(provider, "name", None))
+        self.set("gen_ai.provider.name", provider.name)
         self.set("gen_ai.response.model", completion.model)
         self.set("gen_ai.response.id", completion.request_id)
         reason = completion.raw_stop_reason or completion.stop_reason
@@ -139,7 +144,9 @@ def _noop() -> contextlib.AbstractContextManager[_Recorder]:
     return _NULL
 
 
-def run_span(config: Any, state: Any) -> contextlib.AbstractContextManager[_Recorder]:
+def run_span(
+    config: AgentConfig, state: AgentState
+) -> contextlib.AbstractContextManager[_Recorder]:
     """Around one ``run_loop``; records the final status, turns and usage of ``state``."""
     if not _active():
         return _noop()
@@ -147,13 +154,13 @@ def run_span(config: Any, state: Any) -> contextlib.AbstractContextManager[_Reco
 
 
 @contextlib.contextmanager
-def _run_span(config: Any, state: Any) -> Iterator[_Recorder]:
+def _run_span(config: AgentConfig, state: AgentState) -> Iterator[_Recorder]:
     context = state.context or {}
     with _span(f"invoke_agent {_AGENT}", {
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.name": _AGENT,
         "gen_ai.conversation.id": context.get("session_id"),
-        "gen_ai.provider.name": getattr(config.provider, "name", None),
+        "gen_ai.provider.name": config.provider.name,
         "gen_ai.request.model": config.model or None,
         "alloy_nb.request_id": context.get("request_id"),
     }) as rec:
@@ -174,7 +181,7 @@ def turn_span(number: int) -> contextlib.AbstractContextManager[_Recorder]:
     return _span("alloy_nb.turn", {"alloy_nb.turn": number})
 
 
-def provider_span(config: Any, number: int) -> contextlib.AbstractContextManager[_Recorder]:
+def provider_span(config: AgentConfig, number: int) -> contextlib.AbstractContextManager[_Recorder]:
     """Around one model call (with its retries and fallbacks); the caller records the
     completion with ``rec.completion(completion, provider)``."""
     if not _active():
@@ -182,7 +189,7 @@ def provider_span(config: Any, number: int) -> contextlib.AbstractContextManager
     model = config.model or None
     return _span(f"chat {model}" if model else "chat", {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": getattr(config.provider, "name", None),
+        "gen_ai.provider.name": config.provider.name,
         "gen_ai.request.model": model,
         "alloy_nb.turn": number,
     }, kind="CLIENT")

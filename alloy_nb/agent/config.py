@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SkipValidation, ValidationError
 
 from alloy_nb import model_metadata
 from alloy_nb.compaction import Compaction
 from alloy_nb.errors import ConfigError
+from alloy_nb.events import Listener
 from alloy_nb.messages import ToolDefinition
-from alloy_nb.providers.base import Provider
+from alloy_nb.middleware import MiddlewareLike
+from alloy_nb.providers.base import Completion, OnDelta, Provider, ProviderRequest
+from alloy_nb.tools.base import Tool, ToolOutput
+
+if TYPE_CHECKING:
+    from alloy_nb.output import OutputSpec
 
 __all__ = ["OPTION_NAMES", "AgentConfig"]
 
@@ -27,14 +33,15 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    provider: Any
-    tools: list[Any] = Field(default_factory=list)
+    provider: Provider
+    tools: list[Tool] = Field(default_factory=list)
     system_prompt: str | None = None
     max_turns: int = Field(25, ge=0)
     max_tokens: int = Field(model_metadata.DEFAULT_CONTEXT_WINDOW, gt=0)
     max_tokens_explicit: bool = False
     compaction: Compaction = Field(default_factory=Compaction)
-    middleware: list[Any] = Field(default_factory=list)
+    # checked by _resolve_middleware (duck objects with .call are accepted too)
+    middleware: list[SkipValidation[MiddlewareLike]] = Field(default_factory=list)
     working_directory: str = "."
     context: dict[str, Any] = Field(default_factory=dict)
     max_pending: int = Field(0, ge=0)
@@ -45,8 +52,8 @@ class AgentConfig(BaseModel):
     timeout_ms: int = Field(120_000, ge=0)
     tool_timeout_ms: int = Field(120_000, gt=0)
     max_budget_cents: float | None = Field(None, ge=0)
-    fallback_providers: list[Any] = Field(default_factory=list)
-    on_event: Callable[[Any], Any] | None = None
+    fallback_providers: list[Provider] = Field(default_factory=list)
+    on_event: Listener | None = None
     output_type: Any = None
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -115,11 +122,11 @@ class AgentConfig(BaseModel):
         return self._tool_index()[0]
 
     @property
-    def tools_by_name(self) -> dict[str, Any]:
+    def tools_by_name(self) -> dict[str, Tool]:
         return self._tool_index()[1]
 
     @property
-    def output_spec(self) -> Any:
+    def output_spec(self) -> OutputSpec | None:
         """The ``output.OutputSpec`` of ``output_type`` (None without one), built once."""
         cached = self._cache.get("output")
         if cached is None or cached[0] is not self.output_type:
@@ -127,9 +134,10 @@ class AgentConfig(BaseModel):
 
             cached = (self.output_type, output_spec(self.output_type))
             self._cache["output"] = cached
-        return cached[1]
+        spec: OutputSpec | None = cached[1]
+        return spec
 
-    def _tool_index(self) -> tuple[list[ToolDefinition], dict[str, Any]]:
+    def _tool_index(self) -> tuple[list[ToolDefinition], dict[str, Tool]]:
         # keyed by the list's identity: model_copy(update={"tools": ...}) must not go stale
         cached = self._cache.get("tools")
         if cached is None or cached[0] is not self.tools or cached[3] is not self.output_type:
@@ -139,14 +147,15 @@ class AgentConfig(BaseModel):
                 from alloy_nb.output import FinalResultTool
 
                 tools.append(FinalResultTool(spec))
-            cached = (self.tools, [_definition(t) for t in tools],
+            cached = (self.tools, [t.definition() for t in tools],
                       {t.name: t for t in tools}, self.output_type)
             self._cache["tools"] = cached
-        return cached[1], cached[2]
+        index: tuple[list[ToolDefinition], dict[str, Tool]] = (cached[1], cached[2])
+        return index
 
     @property
     def model(self) -> str:
-        return getattr(self.provider, "model", "") or ""
+        return self.provider.model or ""
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(
@@ -186,8 +195,8 @@ def _build(cls: type[AgentConfig], opts: dict[str, Any]) -> AgentConfig:
         ) from None
 
 
-def _context_window(provider: Any, overrides: Mapping[str, Any]) -> int:
-    model = getattr(provider, "model", None)
+def _context_window(provider: Provider, overrides: Mapping[str, Any]) -> int:
+    model = provider.model
     info = model_metadata.lookup(model, overrides) if model else None
     return info.context_window if info else model_metadata.DEFAULT_CONTEXT_WINDOW
 
@@ -198,7 +207,7 @@ def _check_budget(config: AgentConfig) -> None:
     if config.max_budget_cents is None:
         return
     for provider in (config.provider, *config.fallback_providers):
-        model = getattr(provider, "model", None) or ""
+        model = provider.model or ""
         if not model_metadata.is_priced(model, config.model_metadata_overrides):
             shown = model or "<the provider's model>"
             raise ConfigError(
@@ -210,14 +219,49 @@ def _check_budget(config: AgentConfig) -> None:
             )
 
 
-def _is_provider(obj: Any) -> bool:
+def _is_provider(obj: object) -> bool:
     return isinstance(obj, Provider) or callable(getattr(obj, "complete", None))
 
 
-def _resolve_provider(spec: Any) -> Any:
-    """A provider instance as is; strings, classes and (class, config) pairs via resolve."""
+class _DuckProvider(Provider):
+    """An object with ``async complete(request)`` that does not subclass ``Provider``,
+    wrapped once here so the loop only ever sees a ``Provider``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = str(getattr(inner, "name", "") or type(inner).__name__)  # type: ignore[misc]
+        self.supports_streaming = bool(  # type: ignore[misc]
+            getattr(inner, "supports_streaming", False)
+            and callable(getattr(inner, "stream", None))
+        )
+        self.model = str(getattr(inner, "model", "") or "")
+
+    async def complete(self, request: ProviderRequest) -> Completion:
+        out: Completion = await self.inner.complete(request)
+        return out
+
+    async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
+        out: Completion = await self.inner.stream(request, on_delta)
+        return out
+
+    async def aclose(self) -> None:
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+
+def _as_provider(obj: object) -> Provider:
+    return obj if isinstance(obj, Provider) else _DuckProvider(obj)
+
+
+def _resolve_provider(spec: Any) -> Provider:
+    """A provider instance as is (a duck-typed one wrapped); strings, classes and
+    (class, config) pairs via resolve."""
     if _is_provider(spec) and not isinstance(spec, type):
-        return spec
+        return _as_provider(spec)
     if not isinstance(spec, str | type | tuple):
         raise ConfigError(
             f"cannot use {spec!r} as a provider: pass a provider instance, a provider "
@@ -238,17 +282,47 @@ def _resolve_provider(spec: Any) -> Any:
         raise ConfigError(f"cannot resolve provider spec {spec!r}")
     if not _is_provider(provider):
         raise ConfigError(f"provider spec {spec!r} did not produce a provider")
-    return provider
+    return _as_provider(provider)
 
 
-def _is_tool(obj: Any) -> bool:
+def _is_tool(obj: object) -> bool:
     return all(hasattr(obj, a) for a in ("name", "input_schema", "execute"))
 
 
-def _resolve_tools(tools: Any) -> list[Any]:
+class _DuckTool(Tool):
+    """A tool-like object (name, input_schema, execute) that does not subclass ``Tool``,
+    wrapped once here so the loop only ever sees a ``Tool``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = str(inner.name)  # type: ignore[misc]
+        self.description = str(getattr(inner, "description", "") or "")  # type: ignore[misc]
+        self.input_schema = dict(inner.input_schema)  # type: ignore[misc]
+        self.concurrent = bool(getattr(inner, "concurrent", True))  # type: ignore[misc]
+        self.max_result_chars = getattr(inner, "max_result_chars", None)  # type: ignore[misc]
+        definition = getattr(inner, "definition", None)
+        self._definition = definition if callable(definition) else None
+
+    def execute(
+        self, input: dict[str, Any], context: Mapping[str, Any]
+    ) -> ToolOutput | Awaitable[ToolOutput]:
+        out: ToolOutput | Awaitable[ToolOutput] = self.inner.execute(input, context)
+        return out
+
+    def definition(self) -> ToolDefinition:
+        if self._definition is not None and not inspect.iscoroutinefunction(self._definition):
+            given: ToolDefinition = self._definition()
+            return given
+        return super().definition()
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+
+def _resolve_tools(tools: Any) -> list[Tool]:
     if not isinstance(tools, list | tuple):
         raise ConfigError(f"tools must be a list, got {type(tools).__name__}")
-    out: list[Any] = []
+    out: list[Tool] = []
     for t in tools:
         if isinstance(t, type) and _is_tool(t):
             t = t()
@@ -261,7 +335,7 @@ def _resolve_tools(tools: Any) -> list[Any]:
                 f"{t!r} is not a tool: pass a Tool subclass or instance (with name, "
                 "description, input_schema, execute) or a plain function"
             )
-        out.append(t)
+        out.append(t if isinstance(t, Tool) else _DuckTool(t))
     names = [t.name for t in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -283,10 +357,10 @@ def _check_output_type(opts: dict[str, Any]) -> None:
         )
 
 
-def _resolve_middleware(items: Any) -> list[Any]:
+def _resolve_middleware(items: Any) -> list[MiddlewareLike]:
     if not isinstance(items, list | tuple):
         raise ConfigError(f"middleware must be a list, got {type(items).__name__}")
-    out: list[Any] = []
+    out: list[MiddlewareLike] = []
     for mw in items:
         if isinstance(mw, type):
             mw = mw()
@@ -311,12 +385,3 @@ def _resolve_compaction(value: Any) -> Compaction:
             raise ConfigError(f"invalid compaction settings {dict(value)!r}: {exc}") from None
     raise ConfigError(f"compaction must be a Compaction or a dict, got {value!r}")
 
-
-def _definition(tool: Any) -> ToolDefinition:
-    definition = getattr(tool, "definition", None)
-    if callable(definition) and not inspect.iscoroutinefunction(definition):
-        return definition()
-    return ToolDefinition(
-        name=tool.name, description=getattr(tool, "description", "") or "",
-        input_schema=dict(tool.input_schema),
-    )

@@ -17,17 +17,20 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alloy_nb import telemetry
 from alloy_nb.errors import ToolError
-from alloy_nb.events import Emitter
+from alloy_nb.events import Emitter, ToolEndPayload, ToolStartPayload
 from alloy_nb.messages import ToolResultBlock, ToolUseBlock
 from alloy_nb.middleware import Block, EditCall, Halt, run_before_tool_call
 from alloy_nb.result import ToolCall
 from alloy_nb.state import AgentState
 from alloy_nb.tools import _wait
-from alloy_nb.tools.base import ToolResult
+from alloy_nb.tools.base import Tool, ToolResult
+
+if TYPE_CHECKING:
+    from alloy_nb.agent.config import AgentConfig
 
 __all__ = ["ToolExit", "execute_tools", "in_daemon_thread", "tool_context", "truncate_result"]
 
@@ -55,7 +58,7 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-def tool_context(config: Any, state: AgentState) -> dict[str, Any]:
+def tool_context(config: AgentConfig, state: AgentState) -> dict[str, Any]:
     """The mapping tools receive: config context, then state context, then the run's
     ``working_directory`` and ``tool_timeout_ms`` (so a tool such as Bash can stop itself
     just before the executor would, and keep its partial output)."""
@@ -184,7 +187,7 @@ async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
         error: BaseException | None = None
         try:
             value = ctx.run(fn, *args)
-        except Exception as exc:
+        except Exception as exc:  # the tool's own error (user code): reported to the model
             error = exc
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: not the loop's to die of
             error = ToolExit(exc)
@@ -200,7 +203,7 @@ async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
     return await future
 
 
-async def _invoke(tool: Any, args: dict[str, Any], context: dict[str, Any]) -> Any:
+async def _invoke(tool: Tool, args: dict[str, Any], context: dict[str, Any]) -> object:
     execute = tool.execute
     try:
         if inspect.iscoroutinefunction(execute):
@@ -209,7 +212,7 @@ async def _invoke(tool: Any, args: dict[str, Any], context: dict[str, Any]) -> A
             out = await in_daemon_thread(execute, args, context)  # never block the loop
         if inspect.isawaitable(out):
             out = await out
-    except Exception:
+    except Exception:  # ordinary errors pass untouched; only BaseExceptions are wrapped
         raise
     except asyncio.CancelledError:
         cancelling = getattr(asyncio.current_task(), "cancelling", None)  # 3.11+
@@ -221,7 +224,7 @@ async def _invoke(tool: Any, args: dict[str, Any], context: dict[str, Any]) -> A
     return out
 
 
-def _as_result(tool: Any, out: Any) -> ToolResult:
+def _as_result(tool: Tool, out: object) -> ToolResult:
     if isinstance(out, ToolResult):
         return out
     if isinstance(out, str):
@@ -234,7 +237,8 @@ def _as_result(tool: Any, out: Any) -> ToolResult:
 class _Batch:
     """The calls of one assistant reply and what is needed to run and report them."""
 
-    def __init__(self, config: Any, state: AgentState, emitter: Emitter, turn: int) -> None:
+    def __init__(self, config: AgentConfig, state: AgentState, emitter: Emitter,
+                 turn: int) -> None:
         self.config = config
         self.state = state
         self.emitter = emitter
@@ -243,7 +247,7 @@ class _Batch:
         self.timeout_s = config.tool_timeout_ms / 1000
 
     def _start(self, call: ToolUseBlock) -> int:
-        payload = {"id": call.id, "name": call.name, "input": call.input}
+        payload: ToolStartPayload = {"id": call.id, "name": call.name, "input": call.input}
         return self.emitter.emit("tool_start", payload, turn=self.turn).seq
 
     def _finish(self, call: ToolUseBlock, start_seq: int | None, started: float,
@@ -251,7 +255,7 @@ class _Batch:
         waited = clock.waited() if clock is not None else 0.0  # a person's time, not the tool's
         duration_ms = max(0, int((time.monotonic() - started - waited) * 1000)) if started else 0
         error = result.content if result.is_error else None
-        payload = {
+        payload: ToolEndPayload = {
             "id": call.id, "name": call.name, "input": call.input,
             "duration_ms": duration_ms, "error": error, "start_event_seq": start_seq,
             "result": result.content,
@@ -321,19 +325,19 @@ class _Batch:
             result = ToolResult(content=str(exc), is_error=True)
         except ToolExit as exc:
             result = ToolResult(content=f"Tool crashed: {exc}", is_error=True)
-        except Exception as exc:
+        except Exception as exc:  # the tool's own bug (user code): an error result
             log.debug("tool %r raised", call.name, exc_info=True)  # the model and the UI see it
             result = ToolResult(
                 content=f"Tool crashed: {type(exc).__name__}: {exc}", is_error=True
             )
-        limit = getattr(tool, "max_result_chars", None)
+        limit = tool.max_result_chars
         if limit and len(result.content) > limit:
             result = result.model_copy(update={"content": truncate_result(result.content, limit)})
         return self._finish(call, start, started, result, clock)
 
 
 async def execute_tools(
-    calls: Sequence[ToolUseBlock], config: Any, state: AgentState, emitter: Emitter,
+    calls: Sequence[ToolUseBlock], config: AgentConfig, state: AgentState, emitter: Emitter,
     *, turn: int,
 ) -> tuple[list[ToolResultBlock], list[ToolCall]] | Halt:
     """Run ``calls`` and return result blocks and metadata in call order, or a ``Halt``.
@@ -362,7 +366,7 @@ async def execute_tools(
     together: list[int] = []
     for i, call in enumerate(calls):
         tool = config.tools_by_name.get(call.name)
-        serial = tags[i] is None and tool is not None and not getattr(tool, "concurrent", True)
+        serial = tags[i] is None and tool is not None and not tool.concurrent
         (sequential if serial else together).append(i)
 
     for i in sequential:

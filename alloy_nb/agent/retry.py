@@ -11,11 +11,14 @@ import asyncio
 import logging
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-from alloy_nb.errors import ProviderError
+from alloy_nb.errors import ProviderError, ProviderHTTPError
 from alloy_nb.events import Emitter
-from alloy_nb.providers.base import Completion, DeltaKind, OnDelta, ProviderRequest
+from alloy_nb.providers.base import Completion, DeltaKind, OnDelta, Provider, ProviderRequest
+
+if TYPE_CHECKING:
+    from alloy_nb.agent.config import AgentConfig
 
 __all__ = ["DEADLINE_HEADROOM_S", "MIN_READ_TIMEOUT_S", "backoff_s", "call_with_retry",
            "is_retryable"]
@@ -41,19 +44,18 @@ def backoff_s(attempt: int, retry_backoff_ms: int, err: BaseException | None = N
     The provider's ``retry_after`` wins when it gave one; otherwise full jitter: a uniform
     integer in ``[1, 2 * retry_backoff_ms * 2**(attempt-1)]`` milliseconds.
     """
-    retry_after = getattr(err, "retry_after", None)
+    retry_after = err.retry_after if isinstance(err, ProviderHTTPError) else None
     if retry_after is not None:
         return max(float(retry_after), 0.0)
     base = round(retry_backoff_ms * 2 ** (attempt - 1))
     return _rng.randint(1, max(1, 2 * base)) / 1000
 
 
-def _bug(provider: Any, exc: Exception) -> ProviderError:
+def _bug(provider: Provider, exc: Exception) -> ProviderError:
     return ProviderError(
         f"provider {type(provider).__name__} raised {type(exc).__name__}: {exc} "
         "(a bug in the provider: it should raise alloy_nb.ProviderError)",
-        provider=getattr(provider, "name", None),
-        model=getattr(provider, "model", None) or None,
+        provider=provider.name, model=provider.model or None,
     )
 
 
@@ -61,7 +63,7 @@ class _Attempts:
     """The attempts of one turn: shared 'emitted' flag, deadline and event plumbing."""
 
     def __init__(
-        self, config: Any, request: ProviderRequest, emitter: Emitter, turn: int,
+        self, config: AgentConfig, request: ProviderRequest, emitter: Emitter, turn: int,
         deadline: float, streaming: bool, on_delta: OnDelta | None,
     ) -> None:
         self.config = config
@@ -78,20 +80,20 @@ class _Attempts:
         if self.on_delta is not None:
             self.on_delta(kind, text)
 
-    async def _once(self, provider: Any) -> Completion:
+    async def _once(self, provider: Provider) -> Completion:
         timeout_s = max(self.deadline - time.monotonic(), MIN_READ_TIMEOUT_S)
         request = self.request.model_copy(update={"timeout_s": timeout_s})
         try:
-            if self.streaming and getattr(provider, "supports_streaming", False):
+            if self.streaming and provider.supports_streaming:
                 return await provider.stream(request, self._delta)
             return await provider.complete(request)
         except ProviderError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the provider's own bug (user code): a typed error
             log.exception("provider %r raised a non-ProviderError", provider)
             raise _bug(provider, exc) from exc
 
-    def announce(self, provider: Any, err: ProviderError, attempt: int, delay: float,
+    def announce(self, provider: Provider, err: ProviderError, attempt: int, delay: float,
                  fallback: bool = False) -> None:
         """Emit a ``retry`` event (also when moving on to a fallback provider)."""
         self.emitter.emit("retry", {
@@ -99,12 +101,12 @@ class _Attempts:
             "delay_ms": round(delay * 1000),
             "error_type": type(err).__name__,
             "error": str(err),
-            "provider": getattr(provider, "name", type(provider).__name__),
-            "model": getattr(provider, "model", None),
+            "provider": provider.name,
+            "model": provider.model,
             "fallback": fallback,
         }, turn=self.turn)
 
-    async def with_retries(self, provider: Any) -> Completion:
+    async def with_retries(self, provider: Provider) -> Completion:
         """Up to ``1 + max_retries`` attempts against one provider."""
         max_retries = self.config.max_retries
         attempt = 0
@@ -123,7 +125,7 @@ class _Attempts:
 
 
 async def call_with_retry(
-    config: Any,
+    config: AgentConfig,
     request: ProviderRequest,
     emitter: Emitter,
     *,
@@ -131,7 +133,7 @@ async def call_with_retry(
     deadline: float,
     streaming: bool = False,
     on_delta: OnDelta | None = None,
-) -> tuple[Completion, Any]:
+) -> tuple[Completion, Provider]:
     """Call the primary provider, then each fallback, until one answers.
 
     Returns ``(completion, provider_that_answered)`` or raises the last ``ProviderError``.

@@ -12,14 +12,15 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from alloy_nb import model_metadata, telemetry
+from alloy_nb.agent.config import AgentConfig
 from alloy_nb.agent.executor import execute_tools
 from alloy_nb.agent.retry import DEADLINE_HEADROOM_S, call_with_retry
 from alloy_nb.compaction import MESSAGE_OVERHEAD, estimate_tokens, maybe_compact
 from alloy_nb.errors import AlloyError, PromptTooLongError, ProviderError
-from alloy_nb.events import Emitter, Listener, new_id
+from alloy_nb.events import CompactionPayload, Emitter, ErrorStage, Listener, new_id
 from alloy_nb.messages import (
     ToolResultBlock,
     ToolUseBlock,
@@ -28,15 +29,18 @@ from alloy_nb.messages import (
     tool_results,
     user,
 )
-from alloy_nb.middleware import Halt, run_hook
+from alloy_nb.middleware import Halt, Hook, run_hook
+from alloy_nb.output import FINAL_RESULT, OUTPUT_ERROR_PREFIX, OUTPUT_RETRIES
 from alloy_nb.providers.base import (
     Completion,
     DeltaKind,
+    Provider,
     ProviderRequest,
     UsageMeter,
     metering,
 )
-from alloy_nb.state import AgentState
+from alloy_nb.result import ToolCall
+from alloy_nb.state import AgentState, StateStatus
 from alloy_nb.usage import Usage
 
 __all__ = ["CONTINUATION_PROMPT", "new_emitter", "run_loop"]
@@ -51,7 +55,7 @@ CONTINUATION_PROMPT = (
 
 
 def new_emitter(
-    config: Any,
+    config: AgentConfig,
     state: AgentState | None = None,
     *,
     correlation_id: str | None = None,
@@ -85,11 +89,20 @@ def _price(usage: Usage, model: str | None, overrides: dict[str, Any]) -> Usage:
     )
 
 
-class _Loop:
-    """One ``run_loop`` call: the state, the emitter and the per-run deadline."""
+class _Stop(Exception):
+    """Raised by a helper once the run's final status and error are on the state; it
+    unwinds the current turn, which ends the loop. Never leaves ``_Loop``."""
 
-    def __init__(self, config: Any, state: AgentState, emitter: Emitter, streaming: bool,
-                 on_chunk: Callable[[str], Any] | None) -> None:
+
+class _Loop:
+    """One ``run_loop`` call: the state, the emitter and the per-run deadline.
+
+    ``_run`` is the loop: one model turn per iteration. Each helper either returns (go
+    on) or stops the run with ``_stop``/``_fail``/a halting hook, which raise ``_Stop``.
+    """
+
+    def __init__(self, config: AgentConfig, state: AgentState, emitter: Emitter,
+                 streaming: bool, on_chunk: Callable[[str], object] | None) -> None:
         self.state = state
         self.emitter = emitter
         self.streaming = streaming
@@ -104,98 +117,111 @@ class _Loop:
             state.context = {**config.context, **state.context}
 
     @property
-    def config(self) -> Any:
-        return self.state.config  # middleware may swap it between turns
+    def config(self) -> AgentConfig:
+        config = self.state.config  # middleware may swap it between turns
+        assert config is not None, "the loop set state.config"
+        return config
 
     # ---- outcomes -------------------------------------------------------------------
 
-    def _end(self, status: str, error: str | None = None) -> bool:
-        self.state.status = status  # type: ignore[assignment]
+    def _end(self, status: StateStatus, error: str | None = None) -> None:
+        self.state.status = status
         self.state.error = error
-        return False
 
-    def _halt(self, reason: str) -> bool:
-        return self._end("halted", f"Halted by middleware: {reason}")
+    def _stop(self, status: StateStatus, error: str | None = None) -> NoReturn:
+        self._end(status, error)
+        raise _Stop
 
-    async def _hook(self, hook: str) -> bool:
-        """Run a threading hook; False when it halted the run."""
+    async def _hook(self, hook: Hook) -> None:
+        """Run a threading hook; a ``Halt`` stops the run."""
         if not self.config.middleware:
-            return True
+            return
         out = await run_hook(self.config.middleware, hook, self.state)
         if isinstance(out, Halt):
-            return self._halt(out.reason)
+            self._stop("halted", f"Halted by middleware: {out.reason}")
         if out is not self.state:  # a replacement state: adopt it, callers hold ours
             for f in dataclasses.fields(AgentState):
                 setattr(self.state, f.name, getattr(out, f.name))
-        return True
 
-    async def _fail(self, err: BaseException, kind: str = "provider") -> bool:
+    async def _fail(self, err: Exception, kind: ErrorStage = "provider") -> NoReturn:
+        """Stop with status ``error`` (an ``on_error`` hook that halts wins)."""
         self._end("error", str(err))
         self.emitter.emit("error", {
             "error": str(err), "type": type(err).__name__, "stage": kind,
-            "retryable": bool(getattr(err, "retryable", False)),
+            "retryable": isinstance(err, ProviderError) and err.retryable,
         }, turn=self.state.turn + 1)
         await self._hook("on_error")
-        return False
+        raise _Stop
 
-    # ---- one iteration --------------------------------------------------------------
+    # ---- the loop -------------------------------------------------------------------
 
-    async def turn(self) -> bool:
-        """One iteration; True to go round again."""
+    async def _run(self) -> None:
+        """One model turn per iteration until a limit or a helper stops the run."""
+        self.state.status = "running"
+        self.state.error = None
+        while not self._limit_reached():
+            with telemetry.turn_span(self.state.turn + 1):
+                try:
+                    await self._turn()
+                except _Stop:  # caught inside the span: a normal end, not a span error
+                    return
+
+    def _limit_reached(self) -> bool:
+        """True, with the final status set, once ``max_turns`` or the budget is spent."""
         state, config = self.state, self.config
         if state.turn >= config.max_turns:
-            return self._end("max_turns")
+            self._end("max_turns")
+            return True
         budget = config.max_budget_cents
         if budget is not None and state.usage.estimated_cost_cents > budget:
             cost = state.usage.estimated_cost_cents
-            return self._end(
+            self._end(
                 "budget_exceeded",
                 f"Budget exceeded: estimated cost {cost:.4f} cents > max_budget_cents {budget}",
             )
-        with telemetry.turn_span(state.turn + 1):
-            return await self._step()
+            return True
+        return False
 
-    async def _step(self) -> bool:
-        """The turn past its limits: compaction, hooks, the model call, tools."""
-        state = self.state
-        if not await self._compact():
-            return False
-        if not await self._hook("before_completion"):
-            return False
+    async def _turn(self) -> None:
+        """Compaction, hooks, the model call, then tools or the end of the answer."""
+        await self._compact()
+        await self._hook("before_completion")
+        completion = await self._model_call()
+        calls = [b for b in completion.message.content if isinstance(b, ToolUseBlock)]
+        if calls and completion.stop_reason == "tool_use":
+            await self._tools(calls)
+        elif completion.raw_stop_reason == "pause_turn" and not calls:
+            pass  # a server tool paused a long turn: re-send the history to resume it
+        else:
+            if calls:  # cut off (max_tokens, length): never run a call whose arguments
+                self._refuse_cut_off(calls, completion)  # may be partial
+            await self._end_turn()
+
+    # ---- the model call -------------------------------------------------------------
+
+    async def _model_call(self) -> Completion:
+        """The turn's completion, recorded; a provider failure stops the run."""
         config = self.config
-        number = state.turn + 1
+        number = self.state.turn + 1
         self.emitter.emit("turn_start", {
-            "model": config.model, "provider": getattr(config.provider, "name", None),
+            "model": config.model, "provider": config.provider.name,
         }, turn=number)
         try:
             completion, provider = await self._call(number)
         except PromptTooLongError as err:  # reference 0.10: force-compact, retry the turn once
-            if not await self._compact(overflow=err):
-                return False
+            await self._compact(overflow=err)
             try:
                 completion, provider = await self._call(number)
             except ProviderError as again:
-                return await self._fail(again)
+                await self._fail(again)
         except ProviderError as err:
             self._keep_lost_usage()
-            return await self._fail(err)
+            await self._fail(err)
         self._keep_lost_usage()  # attempts that failed mid-stream before a retry succeeded
         self._record(completion, provider)
-        calls = [b for b in completion.message.content if isinstance(b, ToolUseBlock)]
-        if calls and completion.stop_reason == "tool_use":
-            return await self._tools(calls)
-        if completion.raw_stop_reason == "pause_turn" and not calls:
-            return True  # a server tool paused a long turn: re-send the history to resume it
-        if calls:  # cut off (max_tokens, length): never run a call whose arguments may be partial
-            why = completion.raw_stop_reason or completion.stop_reason
-            state.messages.append(tool_results(
-                ToolResultBlock(tool_use_id=c.id, is_error=True,
-                                content=f"Tool call not run: the reply was cut off ({why}).")
-                for c in calls
-            ))
-        return await self._end_turn()
+        return completion
 
-    async def _call(self, number: int) -> tuple[Completion, Any]:
+    async def _call(self, number: int) -> tuple[Completion, Provider]:
         config = self.config
         request = ProviderRequest(
             messages=list(self.state.messages), tools=config.tool_definitions,
@@ -221,7 +247,7 @@ class _Loop:
                 if on_chunk is not None:
                     try:
                         on_chunk(text)
-                    except Exception:
+                    except Exception:  # the user's callback: it must not end the run
                         log.exception("on_chunk callback raised; ignoring")
                 emit("text_delta", text, turn=turn)
             else:
@@ -229,12 +255,12 @@ class _Loop:
 
         return sink
 
-    def _record(self, completion: Completion, provider: Any) -> None:
+    def _record(self, completion: Completion, provider: Provider) -> None:
         state, config = self.state, self.config
         self.partial.clear()
         state.messages.append(completion.message)
         state.turn += 1
-        model = completion.model or getattr(provider, "model", None) or None
+        model = completion.model or provider.model or None
         state.model = model
         priced = _price(completion.usage, model, config.model_metadata_overrides)
         state.usage = state.usage + priced
@@ -261,7 +287,7 @@ class _Loop:
         if not lost.total_tokens:
             return
         state, config = self.state, self.config
-        model = getattr(config.provider, "model", None) or config.model
+        model = config.model
         priced = _price(lost, model, config.model_metadata_overrides)
         state.usage = state.usage + priced
         self.emitter.emit("usage", {
@@ -269,63 +295,61 @@ class _Loop:
             "incomplete": True,
         }, turn=state.turn + 1)
 
-    async def _tools(self, calls: list[ToolUseBlock]) -> bool:
-        if not await self._hook("after_tool_request"):
-            return False
+    # ---- after the reply ------------------------------------------------------------
+
+    def _refuse_cut_off(self, calls: list[ToolUseBlock], completion: Completion) -> None:
+        why = completion.raw_stop_reason or completion.stop_reason
+        self.state.messages.append(tool_results(
+            ToolResultBlock(tool_use_id=c.id, is_error=True,
+                            content=f"Tool call not run: the reply was cut off ({why}).")
+            for c in calls
+        ))
+
+    async def _tools(self, calls: list[ToolUseBlock]) -> None:
+        await self._hook("after_tool_request")
         state = self.state
         outcome = await execute_tools(calls, self.config, state, self.emitter, turn=state.turn)
         if isinstance(outcome, Halt):
-            return self._halt(outcome.reason)
+            self._stop("halted", f"Halted by middleware: {outcome.reason}")
         blocks, metas = outcome
         state.messages.append(tool_results(blocks))
         state.tool_calls.extend(metas)
-        if not await self._hook("after_tool_execution"):
-            return False
-        return self._final_result(metas)
+        await self._hook("after_tool_execution")
+        self._final_result(metas)
 
-    def _final_result(self, metas: list[Any]) -> bool:
+    def _final_result(self, metas: list[ToolCall]) -> None:
         """output_type: a valid ``final_result`` ends the run now (no extra model turn);
-        too many invalid ones end it with an error. True to go round again."""
-        spec = self.config.output_spec
-        if spec is None:
-            return True
-        from alloy_nb.output import FINAL_RESULT
-
+        too many invalid ones end it with an error."""
+        if self.config.output_spec is None:
+            return
         for meta in metas:
             if meta.name == FINAL_RESULT and meta.error is None:
                 self.state.output = meta.structured_data
-                return self._end("completed")
+                self._stop("completed")
         failed = [m for m in metas if m.name == FINAL_RESULT]
         if failed:
-            return self._output_miss(failed[-1].error or "invalid arguments")
-        return True
+            self._output_miss(failed[-1].error or "invalid arguments")
 
-    def _output_miss(self, why: str) -> bool:
+    def _output_miss(self, why: str) -> None:
         """Count one missed final answer; past the retries the run fails (typed error)."""
-        from alloy_nb.output import OUTPUT_ERROR_PREFIX, OUTPUT_RETRIES
-
         self.output_misses += 1
-        if self.output_misses <= OUTPUT_RETRIES:
-            return True
-        return self._end("error", f"{OUTPUT_ERROR_PREFIX} after {OUTPUT_RETRIES} retries: {why}")
+        if self.output_misses > OUTPUT_RETRIES:
+            self._stop("error", f"{OUTPUT_ERROR_PREFIX} after {OUTPUT_RETRIES} retries: {why}")
 
-    async def _end_turn(self) -> bool:
+    async def _end_turn(self) -> None:
+        """The model answered without (runnable) tool calls: ask again, or complete."""
         if self.config.output_spec is not None:  # a plain answer is not the final result
-            from alloy_nb.output import FINAL_RESULT
-
-            if not self._output_miss("the model answered without calling final_result"):
-                return False
+            self._output_miss("the model answered without calling final_result")
             self.state.messages.append(user(CONTINUATION_PROMPT.format(tool=FINAL_RESULT)))
-            return True
+            return
         target = self.config.until_tool
         if target and not any(c.name == target and c.error is None for c in self.state.tool_calls):
             self.state.messages.append(user(CONTINUATION_PROMPT.format(tool=target)))
-            return True
-        if not await self._hook("after_completion"):
-            return False
-        return self._end("completed")
+            return
+        await self._hook("after_completion")
+        self._stop("completed")
 
-    async def _compact(self, overflow: PromptTooLongError | None = None) -> bool:
+    async def _compact(self, overflow: PromptTooLongError | None = None) -> None:
         """Compact when over budget; with ``overflow`` (the provider said the prompt is
         too long, so our estimate was low) force it down to half the estimate, and fail
         the run with ``overflow`` when nothing could be removed."""
@@ -342,32 +366,34 @@ class _Loop:
                 force=overflow is not None,
             )
         except AlloyError as err:  # ProviderError, CompactionError: expected failures
-            return await self._fail(err, "compaction")
-        except Exception as err:
+            await self._fail(err, "compaction")
+        except Exception as err:  # the provider's or a summariser's own bug: end as data
             log.exception("compaction failed")
-            return await self._fail(err, "compaction")
+            await self._fail(err, "compaction")
         if outcome is None:
-            return True if overflow is None else await self._fail(overflow)
+            if overflow is not None:
+                await self._fail(overflow)
+            return
         state.messages = list(outcome.messages)
         state.usage = state.usage + _price(
             outcome.usage, config.model, config.model_metadata_overrides
         )
-        payload: dict[str, Any] = {
+        payload: CompactionPayload = {
             "before_tokens": outcome.before_tokens, "after_tokens": outcome.after_tokens,
             "method": outcome.method, "removed_messages": outcome.removed_messages,
         }
         if overflow is not None:
             payload["forced"] = True  # the provider said "prompt is too long"
         self.emitter.emit("compaction", payload, turn=state.turn + 1)
-        callback = getattr(config.compaction, "on_compaction", None)
+        callback = config.compaction.on_compaction
         if callback is not None:
             try:
                 out = callback(outcome)
                 if inspect.isawaitable(out):
                     await out
-            except Exception:
+            except Exception:  # the user's callback: it must not end the run
                 log.exception("on_compaction callback raised; continuing")
-        return await self._hook("after_compaction")
+        await self._hook("after_compaction")
 
     # ---- whole run ------------------------------------------------------------------
 
@@ -380,44 +406,40 @@ class _Loop:
         }, turn=state.turn)
 
     async def run(self) -> None:
+        """``_run`` with lost usage metered, the history repaired and ``done`` emitted on
+        every exit; cancellation and middleware bugs are recorded, then re-raised."""
         with metering() as self.meter:
-            await self._run()
-
-    async def _run(self) -> None:
-        self.state.status = "running"
-        self.state.error = None
-        try:
-            while await self.turn():
-                pass
-        except asyncio.CancelledError:
-            self._keep_lost_usage()
-            if self.partial:  # keep what the user already saw, marked, for the next turn
-                text = "".join(self.partial) + "\n\n" + INTERRUPTED_MARK
-                self.state.messages.append(assistant(text))
-                self.partial.clear()
-            self._end("cancelled", "cancelled")
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                self._keep_lost_usage()
+                if self.partial:  # keep what the user already saw, marked, for the next turn
+                    text = "".join(self.partial) + "\n\n" + INTERRUPTED_MARK
+                    self.state.messages.append(assistant(text))
+                    self.partial.clear()
+                self._end("cancelled", "cancelled")
+                self._finish()
+                raise
+            except Exception as exc:  # a middleware or callback bug: record it, then raise
+                self._keep_lost_usage()
+                if self.state.status == "running":
+                    self._end("error", f"{type(exc).__name__}: {exc}")
+                    self.emitter.emit("error", {
+                        "error": self.state.error, "type": type(exc).__name__,
+                        "stage": "middleware", "retryable": False,
+                    }, turn=self.state.turn + 1)
+                self._finish()
+                raise
             self._finish()
-            raise
-        except Exception as exc:  # a middleware or callback bug: record it, then raise
-            self._keep_lost_usage()
-            if self.state.status == "running":
-                self._end("error", f"{type(exc).__name__}: {exc}")
-                self.emitter.emit("error", {
-                    "error": self.state.error, "type": type(exc).__name__,
-                    "stage": "middleware", "retryable": False,
-                }, turn=self.state.turn + 1)
-            self._finish()
-            raise
-        self._finish()
 
 
 async def run_loop(
-    config: Any,
+    config: AgentConfig,
     state: AgentState,
     emitter: Emitter,
     *,
     streaming: bool = False,
-    on_chunk: Callable[[str], Any] | None = None,
+    on_chunk: Callable[[str], object] | None = None,
 ) -> None:
     """Run the agent loop until it completes, stops, fails or is cancelled.
 

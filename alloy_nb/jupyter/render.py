@@ -314,10 +314,8 @@ class Transcript:
             block = self.blocks[-1]
         block.duration_ms = int(p.get("duration_ms") or 0)
         block.error = p.get("error") or None
-        for key in ("result", "content", "output"):
-            if isinstance(p.get(key), str):
-                block.result = p[key]
-                break
+        if isinstance(p.get("result"), str):  # events.ToolEndPayload["result"]
+            block.result = p["result"]
         block.frozen = True
         block.touch()
 

@@ -50,7 +50,7 @@ def _count(m: Message) -> int:
     return n
 
 
-class _Counted(weakref.ref):
+class _Counted(weakref.ref):  # type: ignore[type-arg]  # generic only in typeshed
     """Cache entry: messages are immutable, so a count holds for the message's life."""
 
     __slots__ = ("key", "tokens")

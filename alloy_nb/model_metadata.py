@@ -54,7 +54,8 @@ _GEMINI_3 = ("", re.compile(r"-\d{2}-\d{4}"))
 _MISTRAL = ("", "-latest", re.compile(r"-\d{4}"))
 
 
-def _m(name: str, window: int, suffixes: tuple[Suffix, ...], *prices: float | None) -> tuple:
+def _m(name: str, window: int, suffixes: tuple[Suffix, ...], *prices: float | None
+       ) -> tuple[ModelInfo, tuple[Suffix, ...]]:
     inp, out, cread, cwrite = (*prices, None, None, None, None)[:4]
     return (ModelInfo(name=name, context_window=window, input_price=inp, output_price=out,
                       cache_read_price=cread, cache_write_price=cwrite), suffixes)

@@ -30,7 +30,7 @@ def _client() -> Any:
         raise ConfigError("engine='dask' needs dask.distributed: pip install "
                           "'alloy_nb[dask]'") from None
     try:
-        return Client.current()
+        return Client.current()  # type: ignore[no-untyped-call]  # distributed is untyped
     except ValueError:
         # from None: "no current client" is the whole story
         raise ConfigError("engine='dask' runs on the current dask.distributed Client: create "
@@ -111,7 +111,7 @@ async def run_dask(plan: Any, tracker: Tracker) -> BatchResult:
     def gather() -> None:
         from distributed import as_completed
 
-        for fut in as_completed(list(futures)):
+        for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
             if stop.is_set():
                 return
             chunk = futures[fut]

@@ -122,7 +122,7 @@ def make_reporter(progress: Any, total: int) -> Reporter:
     factory = notebook_reporter()
     if factory is not None:
         try:
-            reporter = factory(total)
+            reporter: Reporter | None = factory(total)
         except Exception:
             log.exception("the notebook progress display failed; using stderr")
             reporter = None

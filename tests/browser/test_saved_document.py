@@ -143,7 +143,13 @@ def test_saved_notebook_reopens_with_every_answer(jupyter_lab, browser_page, tmp
         assert reply.status == 204
     open_notebook(page, jupyter_lab, "document.ipynb")
     page.locator(MD).filter(has_text="Second chat reply.").first.wait_for(timeout=20_000)
-    time.sleep(1.0)  # let widget outputs (if any) try to render
+    # The chat's input box is the one widget that outlives a run: once JupyterLab gives up
+    # on its model ("Loading widget..." first, then an error), our note takes its place.
+    # Wait for that, so the checks below run after every widget output has settled.
+    cell_output(page, 5).filter(has_text="run this cell again to chat").wait_for(
+        timeout=30_000
+    )
+    time.sleep(0.5)
     text = _every_output_text(page)
     for shown in ("square", "alpha", "beta", "✓ completed", "The tool said", "🔧 run_python",
                   "✋ run_python: ✓ approved", "First line", "second line",

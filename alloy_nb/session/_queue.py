@@ -455,11 +455,8 @@ class RequestQueue:
                     nxt = self._pending.popleft()
                     self._activate(nxt)
         _ledger.record_request(self._host, result)  # %alloy usage counts every request
-        self._broadcast(Event(
-            seq=emitter.next_seq(), correlation_id=request.request_id, turn=result.turns,
-            ts_ms=int(time.time() * 1000), event="result",
-            payload={"request_id": request.request_id, "result": result},
-        ))
+        emitter.emit_result({"request_id": request.request_id, "result": result},
+                            turn=result.turns, to=self._broadcast)
         if not request.future.done():
             request.future.set_result(result)
         if nxt is not None:

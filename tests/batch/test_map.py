@@ -7,6 +7,7 @@ import _thread
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -160,7 +161,10 @@ def test_cancelling_amap_keeps_finished_items_in_the_cache(tmp_path: Any) -> Non
         task = asyncio.create_task(alloy.amap("{item}", list(range(20)), provider=p,
                                               concurrency=2, cache_dir=tmp_path,
                                               progress=False))
-        await asyncio.sleep(0.35)
+        for _ in range(500):  # until 4 items are stored (no fixed sleep: CI may be slow)
+            if len(list(Path(tmp_path).rglob("*.json"))) >= 4:
+                break
+            await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

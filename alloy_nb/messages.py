@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 from alloy_nb.errors import ConfigError
 
 __all__ = [
-    "Block",
+    "ContentBlock",
     "ImageBlock",
     "Message",
     "Prompt",
@@ -99,7 +99,7 @@ def _block_tag(v: Any) -> str:
     return t if t in _KNOWN else "raw"
 
 
-Block = Annotated[
+ContentBlock = Annotated[
     Annotated[TextBlock, Tag("text")]
     | Annotated[ThinkingBlock, Tag("thinking")]
     | Annotated[ToolUseBlock, Tag("tool_use")]
@@ -117,7 +117,7 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     role: Role
-    content: list[Block] = Field(default_factory=list)
+    content: list[ContentBlock] = Field(default_factory=list)
 
     @field_validator("content", mode="before")
     @classmethod
@@ -152,7 +152,7 @@ class ToolDefinition(BaseModel):
     )
 
 
-def user(content: str | Sequence[Block]) -> Message:
+def user(content: str | Sequence[ContentBlock]) -> Message:
     return Message(role="user", content=content)  # type: ignore[arg-type]
 
 
@@ -172,7 +172,7 @@ def prompt_message(prompt: Prompt) -> Message | None:
     )
 
 
-def assistant(content: str | Sequence[Block]) -> Message:
+def assistant(content: str | Sequence[ContentBlock]) -> Message:
     return Message(role="assistant", content=content)  # type: ignore[arg-type]
 
 
@@ -198,7 +198,7 @@ def repair_history(messages: Sequence[Message]) -> list[Message]:
     out: list[Message] = []
     pending: list[str] = []  # tool_use ids of the last assistant message awaiting results
 
-    def close_pending(into: Sequence[Block]) -> list[Block]:
+    def close_pending(into: Sequence[ContentBlock]) -> list[ContentBlock]:
         """Results for every pending call, in call order; missing ones become errors."""
         have = {b.tool_use_id: b for b in into if isinstance(b, ToolResultBlock)}
         return [
@@ -220,7 +220,7 @@ def repair_history(messages: Sequence[Message]) -> list[Message]:
             pending = [b.id for b in msg.content if isinstance(b, ToolUseBlock)]
         else:
             allowed = set(pending)
-            kept: list[Block] = []
+            kept: list[ContentBlock] = []
             seen: set[str] = set()
             for b in msg.content:
                 if isinstance(b, ToolResultBlock):
@@ -231,7 +231,7 @@ def repair_history(messages: Sequence[Message]) -> list[Message]:
                     kept.append(b)
             if pending:
                 # results first, in call order, then any other user content
-                others: list[Block] = [b for b in kept if not isinstance(b, ToolResultBlock)]
+                others: list[ContentBlock] = [b for b in kept if not isinstance(b, ToolResultBlock)]
                 kept = close_pending(kept) + others
             pending = []
             if not kept:

@@ -9,14 +9,14 @@ so the model knows something was there and the user can see why it was not used.
 
 from __future__ import annotations
 
-from alloy_nb.messages import Block
+from alloy_nb.messages import ContentBlock
 
 __all__ = ["MEDIA_TYPES", "unsupported_media"]
 
 MEDIA_TYPES = frozenset({"audio", "video", "document"})
 
 
-def unsupported_media(provider: str, block: Block) -> str | None:
+def unsupported_media(provider: str, block: ContentBlock) -> str | None:
     """The note to send in place of ``block``, or None when it is not a media block."""
     kind = block.type
     if kind not in MEDIA_TYPES:

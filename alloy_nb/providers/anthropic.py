@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from alloy_nb.errors import ConfigError
 from alloy_nb.messages import (
-    Block,
+    ContentBlock,
     ImageBlock,
     Message,
     RawBlock,
@@ -201,7 +201,7 @@ def _wire_message(msg: Message) -> dict[str, Any] | None:
     return {"role": msg.role, "content": blocks} if blocks else None
 
 
-def _wire_block(b: Block) -> dict[str, Any] | None:
+def _wire_block(b: ContentBlock) -> dict[str, Any] | None:
     if isinstance(b, TextBlock):
         return {"type": "text", "text": b.text} if b.text else None  # the API rejects ""
     if isinstance(b, ToolUseBlock):
@@ -288,7 +288,7 @@ def _usage(usage: Any) -> Usage:
     )
 
 
-def _block(call: Call, b: Any, request_id: str | None) -> Block | None:
+def _block(call: Call, b: Any, request_id: str | None) -> ContentBlock | None:
     if not isinstance(b, dict):
         raise unexpected_reply(call, "Messages content block", b, request_id)
     t = b.get("type")

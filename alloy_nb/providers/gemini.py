@@ -34,7 +34,7 @@ from alloy_nb.errors import (
     TransientStreamError,
 )
 from alloy_nb.messages import (
-    Block,
+    ContentBlock,
     ImageBlock,
     Message,
     RawBlock,
@@ -281,7 +281,7 @@ def _contents(messages: Sequence[Message], model: str) -> list[dict[str, Any]]:
 
 
 def _model_parts(
-    blocks: Sequence[Block], model: str, names: dict[str, str]
+    blocks: Sequence[ContentBlock], model: str, names: dict[str, str]
 ) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for i, b in enumerate(blocks):
@@ -311,7 +311,7 @@ def _model_parts(
     return parts
 
 
-def _user_parts(blocks: Sequence[Block], names: Mapping[str, str]) -> list[dict[str, Any]]:
+def _user_parts(blocks: Sequence[ContentBlock], names: Mapping[str, str]) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for b in blocks:
         if isinstance(b, ToolResultBlock):
@@ -341,7 +341,7 @@ def _raw_part(b: RawBlock) -> dict[str, Any] | None:
     return None
 
 
-def _signature(b: Block | None, model: str) -> str | None:
+def _signature(b: ContentBlock | None, model: str) -> str | None:
     """The signature a ``gemini.signature`` block carries for the block before it, unless it
     was made by another model (signatures belong to one model)."""
     if not isinstance(b, RawBlock) or b.type != SIGNATURE:
@@ -481,16 +481,16 @@ def _local_id() -> str:
 
 def _blocks(
     parts: Sequence[Any], model: str, call: Call, request_id: str | None, *, cut: bool
-) -> list[Block]:
+) -> list[ContentBlock]:
     """Parts (whole, or merged from a stream) as our blocks, each signature right after the
     block of the part it came on. ``cut``: the reply hit MAX_TOKENS (its calls never run)."""
-    blocks: list[Block] = []
+    blocks: list[ContentBlock] = []
     for part in parts:
         if not isinstance(part, dict):
             continue
         sig = part.get("thoughtSignature")
         kind = next((k for k in _DATA_KEYS if k in part), None)
-        block: Block
+        block: ContentBlock
         if kind == "text" and isinstance(part["text"], str) and part["text"]:
             if part.get("thought"):
                 block = ThinkingBlock(thinking=part["text"])

@@ -13,7 +13,7 @@ from typing import Any
 
 from alloy_nb.errors import ConfigError, ProviderError
 from alloy_nb.messages import (
-    Block,
+    ContentBlock,
     ImageBlock,
     Message,
     RawBlock,
@@ -166,7 +166,7 @@ def _wire_items(msg: Message) -> list[dict[str, Any]]:
     return items
 
 
-def _foreign(b: Block) -> bool:
+def _foreign(b: ContentBlock) -> bool:
     """Blocks from other vendors' replies, which this API has no place for: dropped."""
     return isinstance(b, (ThinkingBlock, ServerToolUseBlock, RawBlock))
 
@@ -192,7 +192,7 @@ def _completion(call: Call, resp: Any, request_id: str | None) -> Completion:
         if incomplete
         else status
     )
-    blocks: list[Block] = []
+    blocks: list[ContentBlock] = []
     for item in resp["output"] or ():
         t = item.get("type")
         if t == "message":

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from alloy_nb.errors import ConfigError, StreamError
 from alloy_nb.messages import (
-    Block,
+    ContentBlock,
     ImageBlock,
     Message,
     RawBlock,
@@ -378,7 +378,7 @@ def _completion(
         if isinstance(r, str) and r:
             reasoning = reasoning + r
             break
-    blocks: list[Block] = []
+    blocks: list[ContentBlock] = []
     if reasoning:
         blocks.append(ThinkingBlock(thinking=reasoning))
     if text:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from alloy_nb.errors import ProviderError, ScriptExhausted
 from alloy_nb.messages import (
-    Block,
+    ContentBlock,
     Message,
     TextBlock,
     ThinkingBlock,
@@ -114,7 +114,7 @@ class Scripted(Provider):
         model: str | None = None,
     ) -> Completion:
         """A full reply: optional thinking, text, then tool calls (stop reason follows)."""
-        blocks: list[Block] = []
+        blocks: list[ContentBlock] = []
         if thinking:
             blocks.append(ThinkingBlock(thinking=thinking))
         if text:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -175,16 +174,12 @@ class Controller:
             # waiting here would block the very loop the other request may run on
             raise ControlError(f"session {name!r} is busy with another request; wait for it, "
                                f"or stop it with `%alloy cancel {name}`")
-        overrides: dict[str, Any] = {}
-        if tools is not None:
-            overrides["tools"] = build_tools(parse_tools(tools))
-        if max_turns is not None:
-            overrides["max_turns"] = max_turns
-        if system is not None:
-            overrides["system_prompt"] = system
-        if output_type is not None:
-            overrides["output_type"] = output_type
+        overrides: dict[str, Any] = {  # this request only: the session is left alone
+            "tools": build_tools(parse_tools(tools)) if tools is not None else None,
+            "max_turns": max_turns, "system_prompt": system, "output_type": output_type,
+        }
         spec = self._model_spec(model) if model else None
+        overrides["provider"] = spec
         if spec is not None:  # fail now, in the cell, not inside the run
             _require_key(_resolve(spec), f"%%alloy --model {model}")
         else:
@@ -202,15 +197,10 @@ class Controller:
             approver.mode, approver.view = ("background" if background else "blocking"), view
 
         async def factory(on_event: Any) -> Result:
-            earlier = session.current_request_id
-            if earlier is not None and (spec or overrides):  # a replaced run still unwinding
-                with suppress(Exception):
-                    await session.result(earlier)
-            with _overridden(session, spec, overrides):
-                if stream:
-                    return await session.astream_chat(prompt, None, request_id=rid,
-                                                      on_event=on_event)
-                return await session.achat(prompt, request_id=rid, on_event=on_event)
+            if stream:
+                return await session.astream_chat(prompt, None, request_id=rid,
+                                                  on_event=on_event, **overrides)
+            return await session.achat(prompt, request_id=rid, on_event=on_event, **overrides)
 
         def cancel() -> bool:
             return bool(session.cancel_request(rid))
@@ -452,26 +442,6 @@ def _require_idle(session: Any, name: str, what: str) -> None:
     if session.current_request_id is not None:
         raise ControlError(f"cannot {what} while session {name!r} is answering; wait for it, "
                            f"press Stop, or run `%alloy cancel {name}`")
-
-
-@contextmanager
-def _overridden(session: Any, spec: str | None, update: dict[str, Any]) -> Iterator[None]:
-    """Per-cell ``--model``/``--tools``/``--max-turns``/``--system``, undone afterwards."""
-    if spec is None and not update:
-        yield
-        return
-    before = session.config
-    if spec is not None:
-        session.set_model(spec)
-    if update:
-        session.configure(**update)
-    try:
-        yield
-    finally:
-        if spec is not None:
-            session.set_model(before.provider)
-        if update:
-            session.configure(**{k: getattr(before, k) for k in update})
 
 
 def _interactive(shell: Any) -> bool:

@@ -208,7 +208,7 @@ class Controller:
         cell = getattr(self.shell, "execution_count", None)
         if background:
             def done(run: runner.BackgroundRun) -> None:
-                result = _outcome(run)
+                result = run.outcome()
                 if result is not None:
                     self._record(cell, name, session, result, output)
                 self.refresh_chats()
@@ -344,16 +344,6 @@ class Controller:
             update["approve"] = self.approvers.setdefault(name, Approver(self.policy))
         if update and session.current_request_id is None:
             session.configure(context={**context, **update})
-
-
-def _outcome(run: runner.BackgroundRun) -> Result | None:
-    fut = run._future
-    if fut is None or fut.cancelled():
-        return None
-    exc = fut.exception()
-    if isinstance(exc, AgentError):
-        return exc.result
-    return None if exc is not None else fut.result()
 
 
 # ---- helpers --------------------------------------------------------------------------

@@ -1,14 +1,14 @@
-"""The notebook's agent state: named sessions, the default provider/tools/system prompt,
+"""The notebook's agents: named sessions, the default provider/tools/system prompt,
 background runs and the usage report. ``magics.py`` parses and calls this; so can code.
 
-One ``Controller`` per shell (``alloy_nb.jupyter.controller()``). It builds sessions from
-the public API only and hands runs to ``runner.py`` with a view from ``display.py``.
+One ``NotebookAgents`` per shell (``alloy_nb.jupyter.controller()``). It builds sessions from
+the public API only and hands runs to ``runner.py`` with a view from ``display.py``; the
+tool-list syntax is ``_tool_specs``'s, the "is this an API key?" check ``_keys``'s.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -17,18 +17,20 @@ from alloy_nb.errors import AgentError, CellError  # CellError: re-exported from
 from alloy_nb.events import new_id
 from alloy_nb.jupyter import DEFAULT, TOOL_NAMES, ControlError, runner
 from alloy_nb.jupyter import display as _display
+from alloy_nb.jupyter._keys import looks_like_key
+from alloy_nb.jupyter._tool_specs import build_tools, parse_tools
 from alloy_nb.jupyter.approval import POLICIES, Approver
 from alloy_nb.jupyter.display import make_view
 from alloy_nb.jupyter.render import Transcript
 from alloy_nb.result import Result
 
-__all__ = ["DEFAULT", "TOOL_NAMES", "ControlError", "Controller"]
+__all__ = ["DEFAULT", "TOOL_NAMES", "ControlError", "NotebookAgents"]
 
 _ENV_PROVIDERS = (("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-6"),
                   ("OPENAI_API_KEY", "openai:gpt-5.4"))
 
 
-class Controller:
+class NotebookAgents:
     """Sessions by name plus the defaults new sessions get; see ``%alloy help``."""
 
     def __init__(self, shell: Any) -> None:
@@ -59,7 +61,7 @@ class Controller:
     def set_provider(self, spec: Any, *, command: str | None = None) -> str:
         """Use ``spec`` (``"anthropic:MODEL"``, ``"demo"``, a Provider) from now on;
         ``command`` is how the person asked (for errors)."""
-        if isinstance(spec, str) and _looks_like_key(spec):
+        if isinstance(spec, str) and looks_like_key(spec):
             raise ControlError(
                 "that looks like an API key: never put keys in a notebook (they are saved "
                 "with it). Set ANTHROPIC_API_KEY / OPENAI_API_KEY in the environment instead.")
@@ -71,8 +73,8 @@ class Controller:
             self.sessions[name].set_model(provider if not isinstance(spec, str) else spec)
         if getattr(provider, "name", "") == "demo":  # said here, so not again in a cell
             self.banner_shown = True
-            return f"{_describe(provider)} (offline demo: scripted replies, not a model)"
-        return _describe(provider)
+            return f"{_provider_label(provider)} (offline demo: scripted replies, not a model)"
+        return _provider_label(provider)
 
     def set_model(self, model: str) -> str:
         """Switch model within the current provider (``PREFIX:MODEL`` switches both)."""
@@ -349,36 +351,6 @@ class Controller:
 # ---- helpers --------------------------------------------------------------------------
 
 
-def parse_tools(spec: str) -> list[str]:
-    names = [n.strip().lower() for n in spec.replace(" ", ",").split(",") if n.strip()]
-    if names in (["none"], ["off"], []):
-        return []
-    unknown = [n for n in names if n not in TOOL_NAMES]
-    if unknown:
-        raise ControlError(f"unknown tool name(s): {', '.join(unknown)}; "
-                           f"choose from {', '.join(TOOL_NAMES)} (or none)")
-    return list(dict.fromkeys(names))
-
-
-def build_tools(names: list[str]) -> list[Any]:
-    """Fresh tool instances; notebook tools run on the main thread in blocking cells."""
-    tools: list[Any] = []
-    if {"read", "write", "edit", "bash"} & set(names):
-        from alloy_nb.tools import core
-
-        classes = {"read": core.Read, "write": core.Write, "edit": core.Edit, "bash": core.Bash}
-        tools += [classes[n]() for n in names if n in classes]
-    if "notebook" in names or "run_python" in names:
-        from alloy_nb.tools.notebook import InspectVariable, ListVariables, RunPython
-
-        if "notebook" in names:
-            tools += [runner.on_main_thread(ListVariables()),
-                      runner.on_main_thread(InspectVariable())]
-        if "run_python" in names:
-            tools.append(runner.on_main_thread(RunPython()))
-    return tools
-
-
 def _resolve(spec: Any) -> Any:
     from alloy_nb.providers import resolve
 
@@ -412,20 +384,12 @@ def _require_key(provider: Any, where: str) -> None:
 
 
 def _spec_text(spec: Any, provider: Any) -> str:
-    return spec if isinstance(spec, str) else _describe(provider)
+    return spec if isinstance(spec, str) else _provider_label(provider)
 
 
-def _describe(provider: Any) -> str:
+def _provider_label(provider: Any) -> str:
     info = provider.describe() if hasattr(provider, "describe") else {}
     return f"{info.get('provider', type(provider).__name__)}:{info.get('model', '?')}"
-
-
-_KEYISH = re.compile(r"(^|[:=\s])(sk-|sk_|gsk_|xai-|AIza)[A-Za-z0-9_\-]{8,}|api_?key\s*=",
-                     re.IGNORECASE)
-
-
-def _looks_like_key(text: str) -> bool:
-    return bool(_KEYISH.search(text)) or (len(text) > 40 and not re.search(r"[:\s]", text))
 
 
 def _require_idle(session: Any, name: str, what: str) -> None:

@@ -1,6 +1,6 @@
 """``%alloy`` (configure, inspect) and ``%%alloy`` (ask): parse arguments, then delegate.
 
-Behaviour lives in ``_control.Controller``; this module only turns command lines into
+Behaviour lives in ``_control.NotebookAgents``; this module only turns command lines into
 calls and bad input into ``UsageError``. The docstring of ``alloy`` is ``%alloy?``.
 """
 
@@ -47,7 +47,7 @@ _HELP = f"""\
 
 @magics_class
 class AlloyMagics(Magics):
-    """The ``%alloy`` / ``%%alloy`` magics bound to one shell's ``Controller``."""
+    """The ``%alloy`` / ``%%alloy`` magics bound to one shell's ``NotebookAgents``."""
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
@@ -55,11 +55,11 @@ class AlloyMagics(Magics):
 
     @property
     def controller(self) -> Any:
-        """The shell's ``Controller``, built (and the core imported) on first use."""
+        """The shell's ``NotebookAgents``, built (and the core imported) on first use."""
         if self._controller is None:
-            from alloy_nb.jupyter._control import Controller
+            from alloy_nb.jupyter._control import NotebookAgents
 
-            self._controller = Controller(self.shell)
+            self._controller = NotebookAgents(self.shell)
         return self._controller
 
     @property

@@ -199,10 +199,14 @@ class NotebookAgents:
             approver.mode, approver.view = ("background" if background else "blocking"), view
 
         async def factory(on_event: Any) -> Result:
+            result: Result
             if stream:
-                return await session.astream_chat(prompt, None, request_id=rid,
-                                                  on_event=on_event, **overrides)
-            return await session.achat(prompt, request_id=rid, on_event=on_event, **overrides)
+                result = await session.astream_chat(prompt, None, request_id=rid,
+                                                    on_event=on_event, **overrides)
+            else:
+                result = await session.achat(prompt, request_id=rid, on_event=on_event,
+                                             **overrides)
+            return result
 
         def cancel() -> bool:
             return bool(session.cancel_request(rid))

@@ -11,11 +11,16 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic import Magics, magics_class, no_var_expand
 
 from alloy_nb.jupyter import DEFAULT, TOOL_NAMES, ControlError
 from alloy_nb.jupyter import display as _display
+from alloy_nb.jupyter._ipython import (
+    argument,
+    line_cell_magic,
+    magic_arguments,
+    parse_argstring,
+)
 from alloy_nb.jupyter._prompt import PromptError, interpolate
 
 __all__ = ["AlloyMagics"]
@@ -257,7 +262,7 @@ class AlloyMagics(Magics):
         if _display.frontend(self.shell) == "plain":
             print(table.text())
             return
-        from IPython.display import display
+        from alloy_nb.jupyter._ipython import display
 
         display(table._repr_mimebundle_(), raw=True)
 

@@ -302,7 +302,8 @@ class BackgroundRun:
     def status(self) -> str:
         if not self.done():
             return "running"
-        return self.view.transcript.status
+        status: str = self.view.transcript.status
+        return status
 
     def add_done_callback(self, fn: Callable[[BackgroundRun], Any]) -> None:
         assert self._future is not None

@@ -61,7 +61,7 @@ def _widget_bundle(widget: Any, text: str) -> dict[str, Any]:
 
 
 def _publish(data: dict[str, Any], display_id: str, *, update: bool) -> None:
-    from IPython.display import display, update_display
+    from alloy_nb.jupyter._ipython import display, update_display
 
     if update:
         update_display(data, raw=True, display_id=display_id)
@@ -278,7 +278,7 @@ class RunView:
         arrives again: no flicker)."""
         if not self._slots:
             return
-        from IPython.display import clear_output
+        from alloy_nb.jupyter._ipython import clear_output
 
         self.flush()
         clear_output(wait=True)

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from alloy_nb import telemetry
@@ -26,6 +27,7 @@ from alloy_nb.messages import ToolResultBlock, ToolUseBlock
 from alloy_nb.middleware import Block, EditCall, Halt, run_before_tool_call
 from alloy_nb.result import ToolCall
 from alloy_nb.state import AgentState
+from alloy_nb.tool_dispatch import current_tool_dispatcher
 from alloy_nb.tools import _wait
 from alloy_nb.tools.base import Tool, ToolResult
 
@@ -205,8 +207,12 @@ async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
 async def _invoke(tool: Tool, args: dict[str, Any], context: dict[str, Any]) -> object:
     execute = tool.execute
+    dispatcher = current_tool_dispatcher()  # a caller's say on where the call runs
     try:
-        if inspect.iscoroutinefunction(execute):
+        dispatched = dispatcher(tool, partial(execute, args, context)) if dispatcher else None
+        if dispatched is not None:
+            out = await dispatched
+        elif inspect.iscoroutinefunction(execute):
             out = await execute(args, context)
         else:
             out = await in_daemon_thread(execute, args, context)  # never block the loop

@@ -66,7 +66,7 @@ def _map_progress(total: int) -> Any:
 
 
 def controller(shell: Any = None) -> Any:
-    """The notebook's ``Controller`` (sessions, defaults, usage): the magics' Python API."""
+    """The notebook's ``NotebookAgents`` (sessions, defaults, usage): the magics' Python API."""
     if shell is None:
         from IPython import get_ipython
 

@@ -1,16 +1,15 @@
-"""The notebook's agent state: named sessions, the default provider/tools/system prompt,
+"""The notebook's agents: named sessions, the default provider/tools/system prompt,
 background runs and the usage report. ``magics.py`` parses and calls this; so can code.
 
-One ``Controller`` per shell (``alloy_nb.jupyter.controller()``). It builds sessions from
-the public API only and hands runs to ``runner.py`` with a view from ``display.py``.
+One ``NotebookAgents`` per shell (``alloy_nb.jupyter.controller()``). It builds sessions from
+the public API only and hands runs to ``runner.py`` with a view from ``display.py``; the
+tool-list syntax is ``_tool_specs``'s, the "is this an API key?" check ``_keys``'s.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -18,18 +17,20 @@ from alloy_nb.errors import AgentError, CellError  # CellError: re-exported from
 from alloy_nb.events import new_id
 from alloy_nb.jupyter import DEFAULT, TOOL_NAMES, ControlError, runner
 from alloy_nb.jupyter import display as _display
+from alloy_nb.jupyter._keys import looks_like_key
+from alloy_nb.jupyter._tool_specs import build_tools, parse_tools
 from alloy_nb.jupyter.approval import POLICIES, Approver
 from alloy_nb.jupyter.display import make_view
 from alloy_nb.jupyter.render import Transcript
 from alloy_nb.result import Result
 
-__all__ = ["DEFAULT", "TOOL_NAMES", "ControlError", "Controller"]
+__all__ = ["DEFAULT", "TOOL_NAMES", "ControlError", "NotebookAgents"]
 
 _ENV_PROVIDERS = (("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-6"),
                   ("OPENAI_API_KEY", "openai:gpt-5.4"))
 
 
-class Controller:
+class NotebookAgents:
     """Sessions by name plus the defaults new sessions get; see ``%alloy help``."""
 
     def __init__(self, shell: Any) -> None:
@@ -60,7 +61,7 @@ class Controller:
     def set_provider(self, spec: Any, *, command: str | None = None) -> str:
         """Use ``spec`` (``"anthropic:MODEL"``, ``"demo"``, a Provider) from now on;
         ``command`` is how the person asked (for errors)."""
-        if isinstance(spec, str) and _looks_like_key(spec):
+        if isinstance(spec, str) and looks_like_key(spec):
             raise ControlError(
                 "that looks like an API key: never put keys in a notebook (they are saved "
                 "with it). Set ANTHROPIC_API_KEY / OPENAI_API_KEY in the environment instead.")
@@ -72,8 +73,8 @@ class Controller:
             self.sessions[name].set_model(provider if not isinstance(spec, str) else spec)
         if getattr(provider, "name", "") == "demo":  # said here, so not again in a cell
             self.banner_shown = True
-            return f"{_describe(provider)} (offline demo: scripted replies, not a model)"
-        return _describe(provider)
+            return f"{_provider_label(provider)} (offline demo: scripted replies, not a model)"
+        return _provider_label(provider)
 
     def set_model(self, model: str) -> str:
         """Switch model within the current provider (``PREFIX:MODEL`` switches both)."""
@@ -175,16 +176,12 @@ class Controller:
             # waiting here would block the very loop the other request may run on
             raise ControlError(f"session {name!r} is busy with another request; wait for it, "
                                f"or stop it with `%alloy cancel {name}`")
-        overrides: dict[str, Any] = {}
-        if tools is not None:
-            overrides["tools"] = build_tools(parse_tools(tools))
-        if max_turns is not None:
-            overrides["max_turns"] = max_turns
-        if system is not None:
-            overrides["system_prompt"] = system
-        if output_type is not None:
-            overrides["output_type"] = output_type
+        overrides: dict[str, Any] = {  # this request only: the session is left alone
+            "tools": build_tools(parse_tools(tools)) if tools is not None else None,
+            "max_turns": max_turns, "system_prompt": system, "output_type": output_type,
+        }
         spec = self._model_spec(model) if model else None
+        overrides["provider"] = spec
         if spec is not None:  # fail now, in the cell, not inside the run
             _require_key(_resolve(spec), f"%%alloy --model {model}")
         else:
@@ -202,15 +199,14 @@ class Controller:
             approver.mode, approver.view = ("background" if background else "blocking"), view
 
         async def factory(on_event: Any) -> Result:
-            earlier = session.current_request_id
-            if earlier is not None and (spec or overrides):  # a replaced run still unwinding
-                with suppress(Exception):
-                    await session.result(earlier)
-            with _overridden(session, spec, overrides):
-                if stream:
-                    return await session.astream_chat(prompt, None, request_id=rid,
-                                                      on_event=on_event)
-                return await session.achat(prompt, request_id=rid, on_event=on_event)
+            result: Result
+            if stream:
+                result = await session.astream_chat(prompt, None, request_id=rid,
+                                                    on_event=on_event, **overrides)
+            else:
+                result = await session.achat(prompt, request_id=rid, on_event=on_event,
+                                             **overrides)
+            return result
 
         def cancel() -> bool:
             return bool(session.cancel_request(rid))
@@ -218,7 +214,7 @@ class Controller:
         cell = getattr(self.shell, "execution_count", None)
         if background:
             def done(run: runner.BackgroundRun) -> None:
-                result = _outcome(run)
+                result = run.outcome()
                 if result is not None:
                     self._record(cell, name, session, result, output)
                 self.refresh_chats()
@@ -356,47 +352,7 @@ class Controller:
             session.configure(context={**context, **update})
 
 
-def _outcome(run: runner.BackgroundRun) -> Result | None:
-    fut = run._future
-    if fut is None or fut.cancelled():
-        return None
-    exc = fut.exception()
-    if isinstance(exc, AgentError):
-        return exc.result
-    return None if exc is not None else fut.result()
-
-
 # ---- helpers --------------------------------------------------------------------------
-
-
-def parse_tools(spec: str) -> list[str]:
-    names = [n.strip().lower() for n in spec.replace(" ", ",").split(",") if n.strip()]
-    if names in (["none"], ["off"], []):
-        return []
-    unknown = [n for n in names if n not in TOOL_NAMES]
-    if unknown:
-        raise ControlError(f"unknown tool name(s): {', '.join(unknown)}; "
-                           f"choose from {', '.join(TOOL_NAMES)} (or none)")
-    return list(dict.fromkeys(names))
-
-
-def build_tools(names: list[str]) -> list[Any]:
-    """Fresh tool instances; notebook tools run on the main thread in blocking cells."""
-    tools: list[Any] = []
-    if {"read", "write", "edit", "bash"} & set(names):
-        from alloy_nb.tools import core
-
-        classes = {"read": core.Read, "write": core.Write, "edit": core.Edit, "bash": core.Bash}
-        tools += [classes[n]() for n in names if n in classes]
-    if "notebook" in names or "run_python" in names:
-        from alloy_nb.tools.notebook import InspectVariable, ListVariables, RunPython
-
-        if "notebook" in names:
-            tools += [runner.on_main_thread(ListVariables()),
-                      runner.on_main_thread(InspectVariable())]
-        if "run_python" in names:
-            tools.append(runner.on_main_thread(RunPython()))
-    return tools
 
 
 def _resolve(spec: Any) -> Any:
@@ -432,46 +388,18 @@ def _require_key(provider: Any, where: str) -> None:
 
 
 def _spec_text(spec: Any, provider: Any) -> str:
-    return spec if isinstance(spec, str) else _describe(provider)
+    return spec if isinstance(spec, str) else _provider_label(provider)
 
 
-def _describe(provider: Any) -> str:
+def _provider_label(provider: Any) -> str:
     info = provider.describe() if hasattr(provider, "describe") else {}
     return f"{info.get('provider', type(provider).__name__)}:{info.get('model', '?')}"
-
-
-_KEYISH = re.compile(r"(^|[:=\s])(sk-|sk_|gsk_|xai-|AIza)[A-Za-z0-9_\-]{8,}|api_?key\s*=",
-                     re.IGNORECASE)
-
-
-def _looks_like_key(text: str) -> bool:
-    return bool(_KEYISH.search(text)) or (len(text) > 40 and not re.search(r"[:\s]", text))
 
 
 def _require_idle(session: Any, name: str, what: str) -> None:
     if session.current_request_id is not None:
         raise ControlError(f"cannot {what} while session {name!r} is answering; wait for it, "
                            f"press Stop, or run `%alloy cancel {name}`")
-
-
-@contextmanager
-def _overridden(session: Any, spec: str | None, update: dict[str, Any]) -> Iterator[None]:
-    """Per-cell ``--model``/``--tools``/``--max-turns``/``--system``, undone afterwards."""
-    if spec is None and not update:
-        yield
-        return
-    before = session.config
-    if spec is not None:
-        session.set_model(spec)
-    if update:
-        session.configure(**update)
-    try:
-        yield
-    finally:
-        if spec is not None:
-            session.set_model(before.provider)
-        if update:
-            session.configure(**{k: getattr(before, k) for k in update})
 
 
 def _interactive(shell: Any) -> bool:

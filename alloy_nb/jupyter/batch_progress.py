@@ -39,7 +39,7 @@ class NotebookProgress:
     """A ``Reporter`` drawing into one display slot of the current cell."""
 
     def __init__(self, total: int) -> None:
-        from IPython.display import display
+        from alloy_nb.jupyter._ipython import display
 
         self.lock = threading.Lock()
         self.last = 0.0

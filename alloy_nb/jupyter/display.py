@@ -67,7 +67,7 @@ class PlainView:
         out.flush()
 
     def flush(self) -> None:
-        blocks = self.transcript.blocks
+        blocks = self.transcript.segments
         i, done = self._cursor
         while i < len(blocks):
             b = blocks[i]

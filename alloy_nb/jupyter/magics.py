@@ -1,6 +1,6 @@
 """``%alloy`` (configure, inspect) and ``%%alloy`` (ask): parse arguments, then delegate.
 
-Behaviour lives in ``_control.Controller``; this module only turns command lines into
+Behaviour lives in ``_control.NotebookAgents``; this module only turns command lines into
 calls and bad input into ``UsageError``. The docstring of ``alloy`` is ``%alloy?``.
 """
 
@@ -11,11 +11,16 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic import Magics, magics_class, no_var_expand
 
 from alloy_nb.jupyter import DEFAULT, TOOL_NAMES, ControlError
 from alloy_nb.jupyter import display as _display
+from alloy_nb.jupyter._ipython import (
+    argument,
+    line_cell_magic,
+    magic_arguments,
+    parse_argstring,
+)
 from alloy_nb.jupyter._prompt import PromptError, interpolate
 
 __all__ = ["AlloyMagics"]
@@ -47,7 +52,7 @@ _HELP = f"""\
 
 @magics_class
 class AlloyMagics(Magics):
-    """The ``%alloy`` / ``%%alloy`` magics bound to one shell's ``Controller``."""
+    """The ``%alloy`` / ``%%alloy`` magics bound to one shell's ``NotebookAgents``."""
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
@@ -55,11 +60,11 @@ class AlloyMagics(Magics):
 
     @property
     def controller(self) -> Any:
-        """The shell's ``Controller``, built (and the core imported) on first use."""
+        """The shell's ``NotebookAgents``, built (and the core imported) on first use."""
         if self._controller is None:
-            from alloy_nb.jupyter._control import Controller
+            from alloy_nb.jupyter._control import NotebookAgents
 
-            self._controller = Controller(self.shell)
+            self._controller = NotebookAgents(self.shell)
         return self._controller
 
     @property
@@ -257,7 +262,7 @@ class AlloyMagics(Magics):
         if _display.frontend(self.shell) == "plain":
             print(table.text())
             return
-        from IPython.display import display
+        from alloy_nb.jupyter._ipython import display
 
         display(table._repr_mimebundle_(), raw=True)
 

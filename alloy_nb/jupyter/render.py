@@ -1,7 +1,7 @@
-"""Events → a transcript of blocks → Markdown (rendered by the front end); no widgets, no I/O.
+"""Events → a transcript of view segments → Markdown (rendered by the front end); no I/O.
 
-``Transcript.feed`` turns the run's event stream into blocks (text, thinking, tool calls,
-approvals); text is frozen at paragraph boundaries so a view only re-sends the live tail.
+``Transcript.feed`` turns the run's events into ``ViewSegment``s (text, thinking, tool
+calls, approvals); text is frozen at paragraph boundaries so a view only re-sends the live tail.
 Model text is never converted to HTML here: Jupyter's own Markdown renderer draws it
 (highlighting, tables, math). Tool cards are escaped HTML ``<details>`` inside Markdown.
 ``widgets.py`` and ``display.py`` draw it; ``runner.py`` bounds how often.
@@ -20,8 +20,16 @@ from alloy_nb.redact import redact_env_values
 from alloy_nb.result import Result
 from alloy_nb.usage import Usage
 
-__all__ = ["Block", "Transcript", "block_markdown", "close_open_fence", "conversation_markdown",
-           "defuse_html", "footer_text", "scrub_secrets"]
+__all__ = [
+    "Transcript",
+    "ViewSegment",
+    "close_open_fence",
+    "conversation_markdown",
+    "defuse_html",
+    "footer_text",
+    "scrub_secrets",
+    "segment_markdown",
+]
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})\s*([^`\s]*)")
 _MATH = re.compile(r"^\s{0,3}\$\$")
@@ -107,7 +115,7 @@ _STATUS_LABEL = {
 
 
 @dataclass
-class Block:
+class ViewSegment:
     """One visual unit. ``version`` bumps on every change, so a view redraws only what moved."""
 
     kind: str  # "text" | "thinking" | "tool" | "notice" | "error" | "approval"
@@ -168,7 +176,7 @@ def _details(summary: str, body: str, *, open_: bool = False) -> str:
 _LIVE_THINKING = 1500
 
 
-def block_markdown(block: Block) -> str:
+def segment_markdown(block: ViewSegment) -> str:
     """One block as Markdown for the front end to render (secrets scrubbed); an open code
     fence or ``$$`` of a half-streamed block is closed for display."""
     if block.kind == "text":
@@ -195,7 +203,7 @@ def _clip(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit:,} more chars)"
 
 
-def _split_point(block: Block) -> int:
+def _split_point(block: ViewSegment) -> int:
     """Index just after the last blank line outside a code fence or ``$$`` block (0 if
     none); scans only the lines completed since the last call."""
     text = block.text
@@ -219,7 +227,7 @@ class Transcript:
     def __init__(self, *, model: str | None = None, prompt: str | None = None,
                  base: Usage | None = None) -> None:
         self.base = base or Usage()  # the session's usage before this run
-        self.blocks: list[Block] = []
+        self.segments: list[ViewSegment] = []
         self.model = model
         self.prompt = prompt
         self.status = "running"
@@ -259,23 +267,23 @@ class Transcript:
         elif name == "usage" and isinstance(payload, dict):
             self._usage(payload)
         elif name == "retry":
-            self.note = f"↻ retrying ({_describe(payload)})"
+            self.note = f"↻ retrying ({_payload_summary(payload)})"
             self.version += 1
         elif name == "compaction":
-            self.note = f"🗜 history compacted ({_describe(payload)})"
+            self.note = f"🗜 history compacted ({_payload_summary(payload)})"
             self.version += 1
         elif name == "error":
-            self.error = _describe(payload)
+            self.error = _payload_summary(payload)
             self._add("error", f"✗ {self.error}")
 
     def _append(self, kind: str, text: str) -> None:
         if not text:
             return
-        last = self.blocks[-1] if self.blocks else None
+        last = self.segments[-1] if self.segments else None
         if last is None or last.kind != kind or last.frozen:
             self._freeze_live()
-            last = Block(kind=kind)
-            self.blocks.append(last)
+            last = ViewSegment(kind=kind)
+            self.segments.append(last)
             self.version += 1
         last.text += text
         last.touch()
@@ -287,22 +295,22 @@ class Transcript:
             if FREEZE_CHARS < cut < len(last.text):
                 head, tail = last.text[:cut], last.text[cut:]
                 last.text, last.frozen = head, True
-                rest = Block(kind="text", text=tail, version=1, cont=True)
+                rest = ViewSegment(kind="text", text=tail, version=1, cont=True)
                 _split_point(rest)  # its finished lines, so the next delta can split it
-                self.blocks.append(rest)
+                self.segments.append(rest)
                 self.version += 1
 
     def _freeze_live(self) -> None:
-        if self.blocks and self.blocks[-1].kind in ("text", "thinking"):
-            last = self.blocks[-1]
+        if self.segments and self.segments[-1].kind in ("text", "thinking"):
+            last = self.segments[-1]
             if not last.frozen:
                 last.frozen = True
                 last.touch()
 
     def _tool_start(self, p: dict[str, Any]) -> None:
         self._freeze_live()
-        self.blocks.append(
-            Block(kind="tool", tool_id=str(p.get("id", "")), name=str(p.get("name", "tool")),
+        self.segments.append(
+            ViewSegment(kind="tool", tool_id=str(p.get("id", "")), name=str(p.get("name", "tool")),
                   input=p.get("input"), version=1)
         )
         self.version += 1
@@ -311,7 +319,7 @@ class Transcript:
         block = self._find_tool(str(p.get("id", "")))
         if block is None:
             self._tool_start(p)
-            block = self.blocks[-1]
+            block = self.segments[-1]
         block.duration_ms = int(p.get("duration_ms") or 0)
         block.error = p.get("error") or None
         if isinstance(p.get("result"), str):  # events.ToolEndPayload["result"]
@@ -319,8 +327,8 @@ class Transcript:
         block.frozen = True
         block.touch()
 
-    def _find_tool(self, tool_id: str) -> Block | None:
-        for block in reversed(self.blocks):
+    def _find_tool(self, tool_id: str) -> ViewSegment | None:
+        for block in reversed(self.segments):
             if block.kind == "tool" and block.tool_id == tool_id:
                 return block
         return None
@@ -340,19 +348,19 @@ class Transcript:
         """Add a one-line notice (interruption marker, stop reason) as its own block."""
         self._add("notice", text)
 
-    def approval(self, tool_name: str, code: str, allowed: bool, how: str = "") -> Block:
+    def approval(self, tool_name: str, code: str, allowed: bool, how: str = "") -> ViewSegment:
         """Record a human's verdict on a tool request (kept in the static transcript)."""
         verdict = "✓ approved" if allowed else "✗ denied"
         self._freeze_live()
-        block = Block(kind="approval", name=f"✋ {tool_name}: {verdict}{how}", text=code,
+        block = ViewSegment(kind="approval", name=f"✋ {tool_name}: {verdict}{how}", text=code,
                       frozen=True, version=1)
-        self.blocks.append(block)
+        self.segments.append(block)
         self.version += 1
         return block
 
     def _add(self, kind: str, text: str) -> None:
         self._freeze_live()
-        self.blocks.append(Block(kind=kind, text=text, frozen=True, version=1))
+        self.segments.append(ViewSegment(kind=kind, text=text, frozen=True, version=1))
         self.version += 1
 
     def finish(self, result: Result | None = None, *, status: str | None = None,
@@ -369,13 +377,14 @@ class Transcript:
             self.error = result.error or self.error
             self._fill_tool_results(result)
             fresh = result.ok and result.turns > 0  # else .text is an older turn's answer
-            if fresh and result.text and not any(b.kind == "text" for b in self.blocks):
-                self.blocks.append(Block(kind="text", text=result.text, frozen=True, version=1))
+            if fresh and result.text and not any(b.kind == "text" for b in self.segments):
+                self.segments.append(
+                    ViewSegment(kind="text", text=result.text, frozen=True, version=1))
         if status:
             self.status = status
         if error:
             self.error = error
-        shown = any(b.kind == "error" for b in self.blocks)
+        shown = any(b.kind == "error" for b in self.segments)
         if self.status == "cancelled":
             self.notice("⏹ interrupted — the partial answer above was kept; the history is valid")
         elif self.error and self.status in ("error", "halted") and not shown:
@@ -392,7 +401,7 @@ class Transcript:
             b.tool_use_id: (b.content, b.is_error)
             for m in result.messages for b in m.tool_result_blocks
         }
-        for block in self.blocks:
+        for block in self.segments:
             if block.kind == "tool" and block.result is None and block.tool_id in found:
                 content, is_error = found[block.tool_id]
                 block.result = content
@@ -409,7 +418,7 @@ class Transcript:
     @property
     def text(self) -> str:
         """The answer text shown so far (text blocks only)."""
-        parts = [("" if b.cont else "\n\n") + b.text for b in self.blocks if b.kind == "text"]
+        parts = [("" if b.cont else "\n\n") + b.text for b in self.segments if b.kind == "text"]
         return "".join(parts).strip()
 
     @property
@@ -439,14 +448,14 @@ class Transcript:
         that its replies were scripted.
         """
         out: list[str] = [_quote(f"ⓘ {banner}")] if banner else []
-        for b in self.blocks:
+        for b in self.segments:
             if b.kind == "text" and b.cont and out:
                 out[-1] = close_open_fence(out[-1] + defuse_html(b.text))
             elif b.kind == "text":
                 if b.text.strip():
                     out.append(close_open_fence(defuse_html(b.text)))
             else:
-                out.append(block_markdown(b))
+                out.append(segment_markdown(b))
         out.append(self.footer_markdown())
         return scrub_secrets("\n\n".join(out))
 
@@ -485,7 +494,7 @@ def _get(event: Any, key: str) -> Any:
     return event.get(key) if isinstance(event, dict) else getattr(event, key, None)
 
 
-def _describe(payload: Any) -> str:
+def _payload_summary(payload: Any) -> str:
     if isinstance(payload, dict):
         for key in ("message", "error", "reason"):
             if payload.get(key):
@@ -514,7 +523,7 @@ def conversation_markdown(messages: list[Any], *, footer: str = "") -> str:
             if kind == "text" and b.text.strip():
                 parts.append(close_open_fence(defuse_html(b.text)))
             elif kind == "tool_use":
-                card = Block(kind="tool", tool_id=b.id, name=b.name, input=b.input)
+                card = ViewSegment(kind="tool", tool_id=b.id, name=b.name, input=b.input)
                 content, is_error = results.get(b.id, (None, False))
                 card.result = content
                 card.duration_ms = 0 if content is not None else None

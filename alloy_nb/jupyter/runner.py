@@ -11,20 +11,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import contextvars
 import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from alloy_nb import _sync  # the one private module the UI uses: the shared loop thread
 from alloy_nb.errors import AgentError, RunInterrupted, RunNotFinished  # re-exported here
 from alloy_nb.jupyter._sigint import cancel_on_sigint
 from alloy_nb.result import Result
+from alloy_nb.tool_dispatch import ToolDispatcher, ToolInvocation, dispatching_tools
 from alloy_nb.tools._wait import carry_clock
-from alloy_nb.tools.base import Tool
 
 __all__ = [
     "FLUSH_INTERVAL_S",
@@ -44,11 +44,8 @@ log = logging.getLogger("alloy_nb")
 FLUSH_INTERVAL_S = 0.1
 _POLL_S = 0.05
 
-Post = Callable[[Callable[[], Any]], None]
-#: Set inside a blocking run: hands a callable to the main thread's pump.
-_MAIN_POST: contextvars.ContextVar[Post | None] = contextvars.ContextVar(
-    "alloy_nb_main_post", default=None
-)
+Post = Callable[[Callable[[], Any]], None]  # hands a callable to the main thread's pump
+T = TypeVar("T")
 
 
 class View(Protocol):
@@ -69,69 +66,78 @@ def _loop_thread() -> asyncio.AbstractEventLoop:
 
 # ---- namespace tools on the main thread ---------------------------------------------
 
+#: Tools (by identity) that must run where the user namespace lives (``on_main_thread``).
+_MAIN_THREAD_TOOLS: weakref.WeakSet[Any] = weakref.WeakSet()
 
-class _MainThreadTool(Tool):
-    """Runs the wrapped tool on the kernel's main thread during a blocking run.
+
+def on_main_thread(tool: T) -> T:
+    """Mark a namespace-touching tool: notebook runs execute it on the kernel's main thread.
 
     The user namespace (DataFrames, plots, ``run_python``) is not thread-safe; in a
-    blocking cell the main thread is parked in our pump, so the call is posted there.
-    Outside a blocking run the tool simply runs where the loop runs.
+    blocking cell the main thread is parked in our pump, so the call is posted there; in
+    a background run on the kernel's loop it runs inline, on that loop. The tool itself is
+    returned unchanged; the runs' ``ToolDispatcher`` (``tool_dispatch``) does the routing.
     """
+    _MAIN_THREAD_TOOLS.add(tool)
+    return tool
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.name = inner.name  # type: ignore[misc]
-        self.description = inner.description  # type: ignore[misc]
-        self.input_schema = inner.input_schema  # type: ignore[misc]
-        self.concurrent = getattr(inner, "concurrent", True)  # type: ignore[misc]
-        self.max_result_chars = getattr(inner, "max_result_chars", None)  # type: ignore[misc]
 
-    async def execute(self, input: dict[str, Any], context: Any) -> Any:
-        post = _MAIN_POST.get()
+def _dispatcher(post: Post | None) -> ToolDispatcher:
+    """Where marked tools run: posted to the main thread's pump (``post``, in a blocking
+    run) or inline on the run's loop; every other tool is left to the executor."""
+
+    def dispatch(tool: Any, call: ToolInvocation) -> Awaitable[Any] | None:
+        if tool not in _MAIN_THREAD_TOOLS:
+            return None
         if post is None or threading.current_thread() is threading.main_thread():
-            return await _maybe_await(self.inner.execute(input, context))
-        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        run_here = carry_clock(_run_here)  # a person's wait on this thread is not tool time
+            return _inline(call)
+        return _posted(post, call)
 
-        def job() -> None:
-            if not done.set_running_or_notify_cancel():
-                return  # the run was cancelled before the pump got here
-            try:
-                done.set_result(run_here(self.inner.execute, input, context))
-            except KeyboardInterrupt:
-                done.set_exception(asyncio.CancelledError())
-                raise  # the pump turns it into a cancel of the whole run
-            except BaseException as exc:
-                done.set_exception(exc)
-
-        post(job)
-        return await asyncio.wrap_future(done)
-
-    def __repr__(self) -> str:
-        return f"<tool {self.name} (main thread)>"
+    return dispatch
 
 
-def on_main_thread(tool: Any) -> Any:
-    """Wrap a namespace-touching tool so blocking runs execute it on the main thread."""
-    return tool if isinstance(tool, _MainThreadTool) else _MainThreadTool(tool)
+async def _inline(call: ToolInvocation) -> Any:
+    out = call()
+    return await out if isinstance(out, Awaitable) else out
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if isinstance(value, Awaitable) else value
+async def _posted(post: Post, call: ToolInvocation) -> Any:
+    """Run ``call`` on the main thread (its pump) and await the outcome on this loop."""
+    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    run_here = carry_clock(_run_here)  # a person's wait on this thread is not tool time
+
+    def job() -> None:
+        if not done.set_running_or_notify_cancel():
+            return  # the run was cancelled before the pump got here
+        try:
+            done.set_result(run_here(call))
+        except KeyboardInterrupt:
+            done.set_exception(asyncio.CancelledError())
+            raise  # the pump turns it into a cancel of the whole run
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    post(job)
+    return await asyncio.wrap_future(done)
 
 
-def _run_here(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn`` on this (main) thread; an async result is driven by a throwaway loop.
+def _run_here(call: ToolInvocation) -> Any:
+    """Call ``call`` on this (main) thread; an async result is driven by a throwaway loop.
 
-    The kernel's own loop is parked in our pump, so it is hidden for the duration.
+    The kernel's own loop is parked in our pump but still registered as this thread's
+    running loop, and asyncio has no public way to run another loop on such a thread;
+    so it is hidden for the duration with ``asyncio._set_running_loop`` (its one use).
     """
-    out = fn(*args)
+    out = call()
     if not isinstance(out, Awaitable):
         return out
-    outer = asyncio._get_running_loop()
+    try:
+        outer: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        outer = None
     asyncio._set_running_loop(None)
     loop = asyncio.new_event_loop()
-    task = loop.create_task(_maybe_await(out))
+    task = loop.create_task(_awaited(out))
     try:
         return loop.run_until_complete(task)
     except BaseException:  # interrupted inside the tool: let it unwind before closing
@@ -142,6 +148,10 @@ def _run_here(fn: Callable[..., Any], *args: Any) -> Any:
     finally:
         loop.close()
         asyncio._set_running_loop(outer)
+
+
+async def _awaited(value: Awaitable[Any]) -> Any:
+    return await value
 
 
 # ---- blocking runs --------------------------------------------------------------------
@@ -166,9 +176,9 @@ def run_blocking(factory: RunFactory, view: View,
         inbox.put(lambda: feed(event))
 
     async def main() -> Result:
-        _MAIN_POST.set(inbox.put)
         try:
-            return await factory(on_event)
+            with dispatching_tools(_dispatcher(inbox.put)):
+                return await factory(on_event)
         finally:
             finished.set()
 
@@ -292,11 +302,23 @@ class BackgroundRun:
     def status(self) -> str:
         if not self.done():
             return "running"
-        return self.view.transcript.status
+        status: str = self.view.transcript.status
+        return status
 
     def add_done_callback(self, fn: Callable[[BackgroundRun], Any]) -> None:
         assert self._future is not None
         self._future.add_done_callback(lambda _f: fn(self))
+
+    def outcome(self) -> Result | None:
+        """The finished run's Result, failed runs' included (their ``AgentError``'s);
+        None while running, or when it was cancelled or crashed without one."""
+        fut = self._future
+        if fut is None or not fut.done() or fut.cancelled():
+            return None
+        exc = fut.exception()
+        if isinstance(exc, AgentError):
+            return exc.result
+        return None if exc is not None else fut.result()
 
     def result(self, timeout: float | None = None) -> Result:
         """The Result; in a kernel only once done (use ``await handle`` to wait)."""
@@ -367,7 +389,8 @@ def start_background(factory: RunFactory, view: View, name: str, *,
 
     async def main() -> Result:
         try:
-            result = await factory(draw.event)
+            with dispatching_tools(_dispatcher(None)):
+                result = await factory(draw.event)
         except asyncio.CancelledError as exc:
             draw.conclude(exc)
             if not handle.stop_requested:

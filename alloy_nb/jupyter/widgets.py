@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alloy_nb.jupyter.render import (
-    Block,
     Transcript,
-    block_markdown,
+    ViewSegment,
     conversation_markdown,
     footer_text,
     scrub_secrets,
+    segment_markdown,
     user_turn_markdown,
 )
 
@@ -61,7 +61,7 @@ def _widget_bundle(widget: Any, text: str) -> dict[str, Any]:
 
 
 def _publish(data: dict[str, Any], display_id: str, *, update: bool) -> None:
-    from IPython.display import display, update_display
+    from alloy_nb.jupyter._ipython import display, update_display
 
     if update:
         update_display(data, raw=True, display_id=display_id)
@@ -88,7 +88,7 @@ class _Slot:
 
     display_id: str
     kind: str = "blocks"  # "blocks" | "card" | "status" | "banner"
-    blocks: list[Block] = field(default_factory=list)
+    segments: list[ViewSegment] = field(default_factory=list)
     sent: Any = None  # what was last published (None: not published yet)
     versions: tuple[int, ...] = ()
     widget: Any = None
@@ -96,16 +96,16 @@ class _Slot:
     def markdown(self) -> str:
         parts: list[str] = []
         texts: list[str] = []  # a paragraph group split while streaming: one text again
-        for block in self.blocks:
+        for block in self.segments:
             if block.kind == "text":
                 texts.append(block.text)
                 continue
             if texts:
-                parts.append(block_markdown(Block(kind="text", text="".join(texts))))
+                parts.append(segment_markdown(ViewSegment(kind="text", text="".join(texts))))
                 texts = []
-            parts.append(block_markdown(block))
+            parts.append(segment_markdown(block))
         if texts:
-            parts.append(block_markdown(Block(kind="text", text="".join(texts))))
+            parts.append(segment_markdown(ViewSegment(kind="text", text="".join(texts))))
         return "\n\n".join(p for p in parts if p)
 
 
@@ -174,8 +174,8 @@ class RunView:
     def flush(self) -> None:
         """Publish what changed: the live output, new outputs, the status line."""
         t = self.transcript
-        prev: Block | None = None
-        for block in t.blocks:
+        prev: ViewSegment | None = None
+        for block in t.segments:
             if id(block) not in self._placed:
                 self._place(block, prev)
             prev = block
@@ -190,17 +190,18 @@ class RunView:
             else:
                 _publish(self._status_bundle(), self._status.display_id, update=True)
 
-    def _place(self, block: Block, prev: Block | None) -> None:
+    def _place(self, block: ViewSegment, prev: ViewSegment | None) -> None:
         """Put a new block into the last output when it continues a paragraph group that
         was still live at the last flush, else into a new output."""
         self._placed.add(id(block))
         last = self._slots[-1] if self._slots else None
         if (last is not None and last.kind == "blocks" and block.kind == "text" and block.cont
-                and block.frozen and last.blocks and last.blocks[-1] is prev and prev is not None
+                and block.frozen and last.segments and last.segments[-1] is prev
+                and prev is not None
                 and prev.frozen and not self._frozen_when_sent(last)):
-            last.blocks.append(block)
+            last.segments.append(block)
             return
-        slot = _Slot(_new_id(), blocks=[block])
+        slot = _Slot(_new_id(), segments=[block])
         self._slots.append(slot)
 
     @staticmethod
@@ -208,11 +209,11 @@ class RunView:
         """Whether the slot's last block was already final when last published (then the
         group is closed: what follows goes to a new output, the old one is not re-sent)."""
         return bool(slot.sent is not None and slot.versions
-                    and slot.blocks[-1].frozen and slot.versions[-1] == slot.blocks[-1].version
-                    and len(slot.versions) == len(slot.blocks))
+                    and slot.segments[-1].frozen and slot.versions[-1] == slot.segments[-1].version
+                    and len(slot.versions) == len(slot.segments))
 
     def _sync(self, slot: _Slot) -> None:
-        versions = tuple(b.version for b in slot.blocks)
+        versions = tuple(b.version for b in slot.segments)
         if slot.sent is not None and versions == slot.versions:
             return
         slot.versions = versions
@@ -242,7 +243,7 @@ class RunView:
             self.flush()
             return
         self._placed.add(id(block))
-        card.kind, card.blocks, card.sent = "blocks", [block], True
+        card.kind, card.segments, card.sent = "blocks", [block], True
         _close(card.widget)
         card.widget = None
         self._sync(card)
@@ -277,7 +278,7 @@ class RunView:
         arrives again: no flicker)."""
         if not self._slots:
             return
-        from IPython.display import clear_output
+        from alloy_nb.jupyter._ipython import clear_output
 
         self.flush()
         clear_output(wait=True)
@@ -520,7 +521,7 @@ class _ChatTurn:
     def _markdown(self) -> str:
         t = self.transcript
         parts = [user_turn_markdown(t.prompt or "")]
-        body = [block_markdown(b) for b in t.blocks]
+        body = [segment_markdown(b) for b in t.segments]
         if body:
             parts.append("**🤖 Assistant**\n\n" + "\n\n".join(body))
         parts.append(t.footer_markdown())
@@ -552,7 +553,7 @@ class _ChatTurn:
             self._card = None
         self.chat.refresh()
         t = self.transcript
-        said = [block_markdown(b) for b in t.blocks if b.kind in ("notice", "error")]
+        said = [segment_markdown(b) for b in t.segments if b.kind in ("notice", "error")]
         if t.status == "completed" and not said:
             self.chat.idle()
         else:  # stopped or failed: say so (the conversation above has what was kept)

@@ -371,6 +371,8 @@ class RequestQueue:
         loop = asyncio.get_running_loop()
         with self.lock:
             config, before = self._host.config, self._usage
+            if request.overrides:
+                config = config.replace(**request.overrides)
             if request.output_type is not None:
                 config = config.replace(output_type=request.output_type)
             context = {**self._context, "session_id": self._host.id,

@@ -44,6 +44,9 @@ class SessionRequest:
     cancel_requested: bool = False
     finished: bool = False
     output_type: Any = None  # a per-request output_type (overrides the session's)
+    #: per-request options (``provider``, ``tools``, ``system_prompt``, ``max_turns``):
+    #: applied to this request's copy of the config only, never to the session's
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def cancel_task(self) -> None:
         """Cancel the loop task from any thread (no-op when it is not running yet)."""

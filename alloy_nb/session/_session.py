@@ -42,6 +42,14 @@ def _timeout(value: object) -> float | None:
     return float(value)
 
 
+def _overrides(provider: Any, tools: Sequence[Any] | None, system_prompt: str | None,
+               max_turns: int | None) -> dict[str, Any]:
+    """The per-request options a caller gave (None: the session's own)."""
+    given = {"provider": provider, "tools": tools, "system_prompt": system_prompt,
+             "max_turns": max_turns}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 class Session:
     """A conversation that keeps its history across calls; every option of ``run`` plus
     ``id``, ``name``, ``messages`` (initial history) and ``metadata``.
@@ -151,8 +159,15 @@ class Session:
 
     async def achat(self, prompt: Prompt = None, *, request_id: str | None = None,
                     on_event: Callable[[Event], Any] | None = None,
-                    timeout: float | None = None, output_type: Any = None) -> Result:
+                    timeout: float | None = None, output_type: Any = None,
+                    provider: Any = None, tools: Sequence[Any] | None = None,
+                    system_prompt: str | None = None, max_turns: int | None = None) -> Result:
         """Send ``prompt`` and wait for the answer; the history is kept for the next call.
+
+        ``provider``, ``tools``, ``system_prompt``, ``max_turns`` and ``output_type`` apply
+        to this request only (validated like the constructor's options, so a bad one
+        raises ``ConfigError`` here); the session's own options never change, so another
+        request, even one running at the same time, never sees them.
 
         Raises ``AgentError`` (with the Result) for status halted/error/cancelled and
         ``Busy`` while a background request runs. ``timeout`` (seconds, reference §7.2)
@@ -164,52 +179,66 @@ class Session:
         """
         timeout = _timeout(timeout)
         request = self._request(prompt, request_id, "chat", on_event=on_event,
-                                output_type=output_type)
+                                output_type=output_type,
+                                overrides=_overrides(provider, tools, system_prompt, max_turns))
         return await self._queue.chat(request, timeout)
 
     async def astream_chat(self, prompt: Prompt, on_chunk: Callable[[str], Any] | None = None,
                            *, request_id: str | None = None,
                            on_event: Callable[[Event], Any] | None = None,
-                           timeout: float | None = None, output_type: Any = None) -> Result:
+                           timeout: float | None = None, output_type: Any = None,
+                           provider: Any = None, tools: Sequence[Any] | None = None,
+                           system_prompt: str | None = None,
+                           max_turns: int | None = None) -> Result:
         """``achat`` streaming: ``on_chunk`` gets each text delta as it arrives."""
         timeout = _timeout(timeout)
-        request = self._request(prompt, request_id, "chat", True, on_chunk, on_event, output_type)
+        request = self._request(prompt, request_id, "chat", True, on_chunk, on_event, output_type,
+                                _overrides(provider, tools, system_prompt, max_turns))
         return await self._queue.chat(request, timeout)
 
     def chat(self, prompt: Prompt = None, *, request_id: str | None = None,
              on_event: Callable[[Event], Any] | None = None,
-             timeout: float | None = None, output_type: Any = None) -> Result:
-        """Blocking ``achat``; works inside a running notebook loop. An interrupt cancels
-        the request and raises ``AgentError`` (status cancelled, history kept). On
-        ``timeout`` (seconds) ``TimeoutError`` is raised and the request keeps running on
-        the private loop thread (see ``achat``)."""
+             timeout: float | None = None, output_type: Any = None,
+             provider: Any = None, tools: Sequence[Any] | None = None,
+             system_prompt: str | None = None, max_turns: int | None = None) -> Result:
+        """Blocking ``achat`` (same per-request options); works inside a running notebook
+        loop. An interrupt cancels the request and raises ``AgentError`` (status cancelled,
+        history kept). On ``timeout`` (seconds) ``TimeoutError`` is raised and the request
+        keeps running on the private loop thread (see ``achat``)."""
         timeout = _timeout(timeout)
         request = self._request(prompt, request_id, "chat", on_event=on_event,
-                                output_type=output_type)
+                                output_type=output_type,
+                                overrides=_overrides(provider, tools, system_prompt, max_turns))
         return self._blocking(request, timeout)
 
     def stream_chat(self, prompt: Prompt, on_chunk: Callable[[str], Any] | None = None, *,
                     request_id: str | None = None,
                     on_event: Callable[[Event], Any] | None = None,
-                    timeout: float | None = None, output_type: Any = None) -> Result:
+                    timeout: float | None = None, output_type: Any = None,
+                    provider: Any = None, tools: Sequence[Any] | None = None,
+                    system_prompt: str | None = None, max_turns: int | None = None) -> Result:
         """Blocking ``astream_chat``."""
         timeout = _timeout(timeout)
-        request = self._request(prompt, request_id, "chat", True, on_chunk, on_event, output_type)
+        request = self._request(prompt, request_id, "chat", True, on_chunk, on_event, output_type,
+                                _overrides(provider, tools, system_prompt, max_turns))
         return self._blocking(request, timeout)
 
     def _request(self, prompt: Prompt, request_id: str | None, kind: RequestKind,
                  streaming: bool = False, on_chunk: Callable[[str], Any] | None = None,
                  on_event: Callable[[Event], Any] | None = None,
-                 output_type: Any = None) -> SessionRequest:
+                 output_type: Any = None,
+                 overrides: dict[str, Any] | None = None) -> SessionRequest:
         if output_type is not None:
             from alloy_nb.output import output_spec
 
             output_spec(output_type)  # an unusable type fails here, in the caller
+        if overrides:
+            self._config.replace(**overrides)  # validated now, in the caller; applied per run
         if on_chunk is not None and not callable(on_chunk):
             raise ConfigError(f"on_chunk must be a callable taking a str, got {on_chunk!r}")
         message = prompt_message(prompt)
         return SessionRequest(request_id or new_id(16), message, kind, streaming, on_chunk,
-                              on_event, output_type=output_type)
+                              on_event, output_type=output_type, overrides=dict(overrides or {}))
 
     def _blocking(self, request: SessionRequest, timeout: float | None = None) -> Result:
         try:

@@ -77,7 +77,7 @@ def test_issue9_finding4_any_model_text_renders_without_raising(monkeypatch: Any
     t.finish(Result(text=text, status="completed", turns=1))
     view.finalize()
     view.resend()
-    shown = "".join(b.text for b in t.blocks if b.kind == "text")
+    shown = "".join(b.text for b in t.segments if b.kind == "text")
     assert shown == text  # nothing lost or reordered by freezing
     assert all(isinstance(v, str) for p in seen for k, v in p["data"].items()
                if k.startswith("text/"))
@@ -105,7 +105,7 @@ def test_issue9_finding4_one_megabyte_line_and_unbalanced_fences(monkeypatch: An
         view.flush()
     t.finish(status="completed")
     view.finalize()
-    assert "".join(b.text for b in t.blocks if b.kind == "text").count(line) == 2
+    assert "".join(b.text for b in t.segments if b.kind == "text").count(line) == 2
     live = [p for p in seen if "x" * 1000 in p["data"].get("text/markdown", "")]
     assert live and all(p["data"]["text/markdown"].count("```") % 2 == 0 for p in live)
 

@@ -194,6 +194,23 @@ def test_per_cell_system_model_and_max_turns_are_undone(shell) -> None:
     assert session.config.provider is p
 
 
+def test_a_cells_options_never_reach_a_concurrent_request(shell) -> None:
+    """--system/--max-turns are options of that cell's request, not a change of the
+    session: a request sent while the cell still runs sees the session's own options."""
+    p = _use(shell, Scripted.delay(0.3, "one"), "two")
+    with capture_output():
+        run(shell, '%%alloy --bg -o h --system "cell one" --max-turns 2\nq1\n')
+    session = J.controller(shell).session()
+    deadline = time.monotonic() + 2
+    while session.current_request_id is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # the run starts on the loop thread
+    assert session.current_request_id is not None and not shell.user_ns["h"].done()
+    assert session.config.system_prompt is None and session.config.max_turns == 25
+    assert session.chat("q2").text == "two"  # waits for the cell's run, then runs as-is
+    assert shell.user_ns["h"].result(5).text == "one"
+    assert [c.system for c in p.calls] == ["cell one", None]
+
+
 def test_system_and_tools_commands(shell) -> None:
     p = _use(shell, "ok")
     with capture_output() as cap:

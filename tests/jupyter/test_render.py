@@ -37,7 +37,7 @@ def test_text_is_frozen_at_paragraph_breaks_losslessly() -> None:
     t = Transcript()
     pieces = [f"para {i} " * 20 + "\n\n" for i in range(40)]
     _feed(t, *[("text_delta", p) for p in pieces])
-    texts = [b for b in t.blocks if b.kind == "text"]
+    texts = [b for b in t.segments if b.kind == "text"]
     assert len(texts) > 3
     assert all(b.frozen for b in texts[:-1]) and not texts[-1].frozen
     assert all(b.text.count("para ") <= 20 for b in texts)  # one paragraph per block
@@ -49,7 +49,7 @@ def test_no_split_inside_a_code_fence() -> None:
     t = Transcript()
     code = "```python\n" + "\n\n".join(f"x{i} = {i}" for i in range(400)) + "\n```\n"
     _feed(t, *[("text_delta", code[i : i + 7]) for i in range(0, len(code), 7)])
-    assert len([b for b in t.blocks if b.kind == "text"]) == 1
+    assert len([b for b in t.segments if b.kind == "text"]) == 1
 
 
 def test_tool_cards_thinking_usage_and_footer() -> None:
@@ -65,9 +65,9 @@ def test_tool_cards_thinking_usage_and_footer() -> None:
         ("usage", {"usage": {"input_tokens": 10, "output_tokens": 5},
                    "total": {"input_tokens": 10, "output_tokens": 5}}),
     )
-    kinds = [b.kind for b in t.blocks]
+    kinds = [b.kind for b in t.segments]
     assert kinds == ["thinking", "text", "tool"]
-    tool = t.blocks[2]
+    tool = t.segments[2]
     assert tool.tool_status == "ok" and tool.result == "contents"
     assert "read ✓ · 5 ms" in tool.tool_title()
     assert "contents" in tool.tool_html() and '"path": "a"' in tool.tool_html()
@@ -118,7 +118,7 @@ def test_interrupted_run_keeps_partial_text_and_says_so() -> None:
     assert t.text == "partial ans"
     assert t.usage.input_tokens == 3
     assert "⏹ interrupted" in t.footer()
-    assert any(b.kind == "notice" and "interrupted" in b.text for b in t.blocks)
+    assert any(b.kind == "notice" and "interrupted" in b.text for b in t.segments)
 
 
 def test_finish_fills_tool_results_and_non_streamed_text() -> None:
@@ -128,7 +128,7 @@ def test_finish_fills_tool_results_and_non_streamed_text() -> None:
     messages = [Message(role="assistant", content=[ToolUseBlock(id="a", name="bash")]),
                 Message(role="user", content=[ToolResultBlock(tool_use_id="a", content="f.txt")])]
     t.finish(Result(text="done", messages=messages, status="completed", turns=2))
-    assert t.blocks[0].result == "f.txt"
+    assert t.segments[0].result == "f.txt"
     assert t.text == "done"
 
 
@@ -181,18 +181,18 @@ def test_markdown_banner_and_quoted_errors() -> None:
 
 
 def test_live_thinking_shows_its_end_and_the_whole_once_frozen() -> None:
-    from alloy_nb.jupyter.render import block_markdown
+    from alloy_nb.jupyter.render import segment_markdown
 
     t = Transcript()
     _feed(t, ("thinking_delta", "start " + "x" * 5000 + " end"))
-    live = block_markdown(t.blocks[0])
+    live = segment_markdown(t.segments[0])
     assert "end" in live and "start" not in live and len(live) < 2000
     _feed(t, ("text_delta", "answer"))
-    assert "start" in block_markdown(t.blocks[0])
+    assert "start" in segment_markdown(t.segments[0])
 
 
 def test_model_html_shows_as_text_and_never_runs() -> None:
-    from alloy_nb.jupyter.render import block_markdown, defuse_html
+    from alloy_nb.jupyter.render import defuse_html, segment_markdown
 
     evil = ("Hi <script>alert(1)</script> <img src=x onerror=alert(2)>\n\n"
             "`<b>code</b>` stays, <https://ok.org> stays, $a < b$\n\n"
@@ -205,7 +205,7 @@ def test_model_html_shows_as_text_and_never_runs() -> None:
     t = Transcript()
     _feed(t, ("text_delta", evil))
     t.finish()
-    for md in (block_markdown(t.blocks[0]), t.to_markdown(),
+    for md in (segment_markdown(t.segments[0]), t.to_markdown(),
                conversation_markdown([Message(role="assistant", content=evil)])):
         assert "<script" not in md and "<img" not in md, md
 

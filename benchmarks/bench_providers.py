@@ -122,6 +122,32 @@ def cpu(fn: Callable[[], str]) -> tuple[float, str]:
     return time.process_time() - t0, out
 
 
+def interleaved(
+    protocol: str, stream: bool, side_a: Callable[[], str], side_r: Callable[[], str], n: int,
+    repeat: int,
+) -> float:
+    """CPU of both sides over ``repeat`` interleaved repetitions (alternating which goes
+    first, so drift cancels out); prints the row and returns the ratio of medians."""
+    alloy_s: list[float] = []
+    raw_s: list[float] = []
+    for rep in range(repeat):
+        if rep % 2:
+            tr, r_text = cpu(side_r)
+            ta, a_text = cpu(side_a)
+        else:
+            ta, a_text = cpu(side_a)
+            tr, r_text = cpu(side_r)
+        assert a_text == r_text == ANSWER, (a_text, r_text)
+        alloy_s.append(ta)
+        raw_s.append(tr)
+    a, r = statistics.median(alloy_s), statistics.median(raw_s)
+    each = [x / y for x, y in zip(alloy_s, raw_s, strict=True)]
+    mode = "stream" if stream else "json"
+    spread = f"  ({min(each):.2f}-{max(each):.2f})"
+    print(f"{protocol:<18}{mode:<8}{a / n * 1000:>14.3f}{r / n * 1000:>14.3f}{a / r:>8.2f}{spread}")
+    return a / r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--turns", type=int, default=100)
@@ -160,32 +186,16 @@ def main() -> None:
                 call = p._call()  # type: ignore[attr-defined]
                 asyncio.run(alloy_turns(p, w, stream))  # warm-up, untimed
                 asyncio.run(raw_turns(protocol, call.url, body, call.headers, w, stream))
-                alloy_s: list[float] = []
-                raw_s: list[float] = []
-                for rep in range(args.repeat):  # interleaved: both sides see the same load
-                    def side_a(p: Provider = p, s: bool = stream) -> str:
-                        return asyncio.run(alloy_turns(p, n, s))
+                def side_a(p: Provider = p, s: bool = stream) -> str:
+                    return asyncio.run(alloy_turns(p, n, s))
 
-                    def side_r(pr: str = protocol, c: Any = call, b: dict = body,
-                               s: bool = stream) -> str:
-                        return asyncio.run(raw_turns(pr, c.url, b, c.headers, n, s))
+                def side_r(pr: str = protocol, c: Any = call, b: dict = body,
+                           s: bool = stream) -> str:
+                    return asyncio.run(raw_turns(pr, c.url, b, c.headers, n, s))
 
-                    if rep % 2:  # alternate which side goes first, so drift cancels out
-                        tr, r_text = cpu(side_r)
-                        ta, a_text = cpu(side_a)
-                    else:
-                        ta, a_text = cpu(side_a)
-                        tr, r_text = cpu(side_r)
-                    assert a_text == r_text == ANSWER, (a_text, r_text)
-                    alloy_s.append(ta)
-                    raw_s.append(tr)
-                a, r = statistics.median(alloy_s), statistics.median(raw_s)
-                ratios[protocol, stream] = a / r
-                each = [x / y for x, y in zip(alloy_s, raw_s, strict=True)]
-                mode = "stream" if stream else "json"
-                ms_a, ms_r = a / n * 1000, r / n * 1000
-                spread = f"  ({min(each):.2f}-{max(each):.2f})"
-                print(f"{protocol:<18}{mode:<8}{ms_a:>14.3f}{ms_r:>14.3f}{a / r:>8.2f}{spread}")
+                ratios[protocol, stream] = interleaved(
+                    protocol, stream, side_a, side_r, n, args.repeat
+                )
         ratios.update(bench_gemini(n, w, args.repeat))
         chat = [v for (pr, _), v in ratios.items() if pr == "openai-chat"]
         worst_chat = f"; chat completions worst {max(chat):.2f}" if chat else ""
@@ -241,31 +251,14 @@ def bench_gemini(n: int, w: int, repeat: int) -> dict[tuple[str, bool], float]:
             call = p._call_for(stream)
             asyncio.run(alloy_turns(p, w, stream))  # warm-up, untimed
             asyncio.run(_gemini_raw_turns(call.url, body, call.headers, w, stream))
-            alloy_s: list[float] = []
-            raw_s: list[float] = []
-            for rep in range(repeat):
-                def side_a(p: Provider = p, s: bool = stream) -> str:
-                    return asyncio.run(alloy_turns(p, n, s))
 
-                def side_r(c: Any = call, b: dict = body, s: bool = stream) -> str:
-                    return asyncio.run(_gemini_raw_turns(c.url, b, c.headers, n, s))
+            def side_a(p: Provider = p, s: bool = stream) -> str:
+                return asyncio.run(alloy_turns(p, n, s))
 
-                if rep % 2:
-                    tr, r_text = cpu(side_r)
-                    ta, a_text = cpu(side_a)
-                else:
-                    ta, a_text = cpu(side_a)
-                    tr, r_text = cpu(side_r)
-                assert a_text == r_text == ANSWER, (a_text, r_text)
-                alloy_s.append(ta)
-                raw_s.append(tr)
-            a, r = statistics.median(alloy_s), statistics.median(raw_s)
-            ratios["gemini", stream] = a / r
-            each = [x / y for x, y in zip(alloy_s, raw_s, strict=True)]
-            mode = "stream" if stream else "json"
-            spread = f"  ({min(each):.2f}-{max(each):.2f})"
-            print(f"{'gemini':<18}{mode:<8}{a / n * 1000:>14.3f}{r / n * 1000:>14.3f}"
-                  f"{a / r:>8.2f}{spread}")
+            def side_r(c: Any = call, b: dict = body, s: bool = stream) -> str:
+                return asyncio.run(_gemini_raw_turns(c.url, b, c.headers, n, s))
+
+            ratios["gemini", stream] = interleaved("gemini", stream, side_a, side_r, n, repeat)
     finally:
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(timeout=10)

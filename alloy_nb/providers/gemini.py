@@ -186,17 +186,17 @@ class Gemini(HTTPProvider):
         body = self.build_body(request, stream=True)
         try:
             async with open_stream(call, body, request.timeout_s) as events:
+                if events.is_sse:
+                    # the shared path: wrong-shaped events become StreamError, and the usage
+                    # of a stream cut off or cancelled after a usage chunk is still counted
+                    return await self._consume(events, on_delta)
+                # a JSON array of chunks (the endpoint without alt=sse) or one reply
+                data = await events.json()
+                if not isinstance(data, list):
+                    return self.parse_reply(call, data, events.request_id)
                 acc = _Accumulator(events, on_delta, self.model)
-                if not events.is_sse:
-                    # a JSON array of chunks (the endpoint without alt=sse) or one reply
-                    data = await events.json()
-                    if not isinstance(data, list):
-                        return self.parse_reply(call, data, events.request_id)
-                    for chunk in data:
-                        acc.feed_chunk(chunk)
-                    return acc.result()
-                async for event in events:
-                    acc.feed(event)
+                for chunk in data:
+                    acc.feed_chunk(chunk)
                 return acc.result()
         except ProviderHTTPError as exc:
             # from None: the refined error is this one, or a copy with the same fields

@@ -669,3 +669,25 @@ def test_any_reply_json_is_a_completion_or_a_typed_error(data: Any) -> None:
         merger.completion()
     except ProviderError:
         pass
+
+
+def test_gemini_cut_stream_keeps_the_usage_it_reported() -> None:
+    """A Gemini stream cut off after a chunk carrying usageMetadata: the run fails, and the
+    tokens Gemini reported are still counted (the shared streaming path of every provider)."""
+    import alloy_nb as alloy
+    from alloy_nb.errors import AgentError
+
+    chunk = {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Partial"}]}}],
+        "usageMetadata": {"promptTokenCount": 1500, "candidatesTokenCount": 3},
+    }
+    cut = reply.raw(200, {"content-type": "text/event-stream"},
+                    f"data: {json.dumps(chunk)}\r\n\r\n", chunk_sizes=64)
+    with FakeProviderServer([cut]) as srv:
+        provider = Gemini(api_key=KEY, base_url=srv.url, model="gemini-2.5-flash")
+        with pytest.raises(AgentError) as info:
+            alloy.stream("hi", lambda _c: None, provider=provider, max_retries=0)
+    result = info.value.result
+    assert result.status == "error"
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (1500, 3)
+    assert result.usage.estimated_cost_cents > 0

@@ -16,16 +16,14 @@ from typing import Any
 from alloy_nb import model_metadata
 from alloy_nb.batch._progress import Tracker
 from alloy_nb.batch._result import BatchResult
+from alloy_nb.batch._vendor_api import BATCH_PRICE_FACTOR, api_for
 from alloy_nb.errors import AgentError, ConfigError, OutputValidationError, ToolError
 from alloy_nb.messages import Message, ToolResultBlock, ToolUseBlock, tool_results, user
 from alloy_nb.output import FINAL_RESULT, OUTPUT_ERROR_PREFIX
 from alloy_nb.providers.base import Completion, ProviderRequest
 from alloy_nb.result import Result
 
-__all__ = ["BATCH_DISCOUNT", "run_vendor_batch"]
-
-#: Anthropic Message Batches and OpenAI Batch bill 50% of the list price.
-BATCH_DISCOUNT = 0.5
+__all__ = ["run_vendor_batch"]
 
 
 def _requests(plan: Any) -> list[ProviderRequest]:
@@ -43,8 +41,6 @@ def _check(plan: Any) -> None:
     if plan.budget_cents is not None:
         raise ConfigError("max_budget_cents is not supported with mode='batch': the vendor "
                           "runs every item at once; the cost estimate is in the result")
-    from alloy_nb.batch._vendor_api import api_for
-
     api_for(plan.config.provider)  # a ConfigError naming the providers batch mode supports
 
 
@@ -60,7 +56,7 @@ def to_result(plan: Any, request: ProviderRequest, completion: Completion
         usage = completion.usage.with_cost(info.input_price, info.output_price,
                                            info.cache_read_price, info.cache_write_price)
         usage = usage.model_copy(update={
-            "estimated_cost_cents": usage.estimated_cost_cents * BATCH_DISCOUNT})
+            "estimated_cost_cents": usage.estimated_cost_cents * BATCH_PRICE_FACTOR})
     messages: list[Message] = [*request.messages, completion.message]
     output, error = None, None
     spec = config.output_spec
@@ -91,11 +87,8 @@ def to_result(plan: Any, request: ProviderRequest, completion: Completion
 async def run_vendor_batch(plan: Any, tracker: Tracker) -> BatchResult:
     from alloy_nb.batch._map import _Runner
 
-    try:  # the vendor batch client (alloy_nb/batch/_vendor.py) is its own module
-        vendor = importlib.import_module("alloy_nb.batch._vendor")
-    except ImportError as exc:
-        # from None: the message quotes the ImportError
-        raise ConfigError(f"mode='batch' is not available in this build: {exc}") from None
+    # looked up at call time, so a test can stand in for the vendor client
+    vendor = importlib.import_module("alloy_nb.batch._vendor")
 
     _check(plan)
     runner = _Runner(plan, tracker)  # for the cache and the batch record

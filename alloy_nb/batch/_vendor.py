@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from alloy_nb import model_metadata
-from alloy_nb.batch._vendor_api import Outcome, VendorApi, api_for
+from alloy_nb.batch._vendor_api import BATCH_PRICE_FACTOR, Outcome, VendorApi, api_for
 from alloy_nb.errors import (
     BatchFailed,
     BatchItemCanceled,
@@ -34,8 +34,6 @@ __all__ = ["BATCH_PRICE_FACTOR", "BatchProgress", "abatch_complete"]
 
 log = logging.getLogger("alloy_nb")
 
-#: Both vendors bill batch tokens at half the list price.
-BATCH_PRICE_FACTOR = 0.5
 _CANCEL_WAIT_S = 10.0  # how long a cancelled caller waits for the remote cancel to land
 
 

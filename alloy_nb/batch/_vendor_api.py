@@ -28,7 +28,12 @@ from alloy_nb.providers._transport import Call, send
 from alloy_nb.providers._vendor_errors import error_from_payload, status_error
 from alloy_nb.providers.base import Completion, Provider
 
-__all__ = ["AnthropicBatches", "OpenAIBatches", "Outcome", "VendorApi", "api_for"]
+__all__ = [
+    "BATCH_PRICE_FACTOR", "AnthropicBatches", "OpenAIBatches", "Outcome", "VendorApi", "api_for",
+]
+
+#: Both vendors bill batch tokens at half the list price.
+BATCH_PRICE_FACTOR = 0.5
 
 log = logging.getLogger("alloy_nb")
 

@@ -28,7 +28,6 @@ from urllib.parse import quote
 from alloy_nb.errors import (
     AuthenticationError,
     ConfigError,
-    PromptTooLongError,
     ProviderHTTPError,
     StreamError,
     TransientStreamError,
@@ -78,11 +77,6 @@ _CANDIDATE_META = ("groundingMetadata", "urlContextMetadata", "citationMetadata"
 _STREAM_META = (*_CANDIDATE_META, "finishMessage")
 _NO_TOOL_USE = {"MAX_TOKENS", *_POLICY}  # calls cut off or filtered never run
 _RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
-_TOO_LONG = re.compile(
-    r"input token count.{0,40}exceeds the maximum|exceeds the maximum number of tokens"
-    r"|prompt is too long|context (?:length|window) exceeded",
-    re.IGNORECASE,
-)
 
 
 class Gemini(HTTPProvider):
@@ -219,8 +213,9 @@ class Gemini(HTTPProvider):
 
 def _refine_http_error(err: ProviderHTTPError) -> ProviderHTTPError:
     """Gemini's own readings of an HTTP error: a bad key is a 400 (made an
-    AuthenticationError), a too-long prompt is a 400, and a 429's wait is in
-    ``RetryInfo.retryDelay`` (a per-day quota will not clear by waiting)."""
+    AuthenticationError) and a 429's wait is in ``RetryInfo.retryDelay`` (a per-day quota
+    will not clear by waiting). A too-long prompt is already a PromptTooLongError: the shared
+    status mapping (``providers/_overflow``) knows Gemini's wording."""
     body = err.body or ""
     if err.status_code == 400 and "API_KEY_INVALID" in body:
         return AuthenticationError(
@@ -232,30 +227,12 @@ def _refine_http_error(err: ProviderHTTPError) -> ProviderHTTPError:
             model=err.model,
             request_id=err.request_id,
         )
-    _raise_if_prompt_too_long(err)
     if err.retry_after is None and (m := _RETRY_DELAY.search(body)):
         err.retry_after = float(m[1])
     if err.status_code == 429 and "PerDay" in body:
         # a daily quota: another try within the run cannot succeed
         err.override_retryable(False, reason="per-day quota exhausted")
     return err
-
-
-def _raise_if_prompt_too_long(err: ProviderHTTPError) -> None:
-    """The 400 Gemini sends when the input exceeds the model's window."""
-    if isinstance(err, PromptTooLongError):
-        return  # the shared detector (providers/_overflow) already recognised it
-    if err.status_code == 400 and _TOO_LONG.search(err.body or ""):
-        # from None: this replaces ``err`` field for field (only the class changes)
-        raise PromptTooLongError(
-            err.message,
-            status_code=err.status_code,
-            body=err.body,
-            retry_after=err.retry_after,
-            provider=err.provider,
-            model=err.model,
-            request_id=err.request_id,
-        ) from None
 
 
 # --------------------------------------------------------------------- ours -> wire

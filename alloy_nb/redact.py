@@ -11,7 +11,9 @@ import os
 import re
 from collections.abc import Mapping
 
-__all__ = ["is_secret_name", "redact_env_values", "redact_key_shapes", "redact_secrets"]
+__all__ = [
+    "has_key_shape", "is_secret_name", "redact_env_values", "redact_key_shapes", "redact_secrets",
+]
 
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 _MIN_SECRET_CHARS = 12  # shorter values are too likely to be ordinary words or numbers
@@ -37,6 +39,11 @@ def redact_env_values(text: str, env: Mapping[str, str] | None = None) -> str:
         if len(value) >= _MIN_SECRET_CHARS and value in text and is_secret_name(name):
             text = text.replace(value, "[redacted]")
     return text
+
+
+def has_key_shape(text: str) -> bool:
+    """True when ``text`` contains something shaped like an API key (the rule below)."""
+    return _KEY_SHAPE.search(text) is not None
 
 
 def redact_key_shapes(text: str) -> str:

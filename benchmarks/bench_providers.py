@@ -248,7 +248,7 @@ def bench_gemini(n: int, w: int, repeat: int) -> dict[tuple[str, bool], float]:
             p = Gemini(api_key=KEY, model="bench", base_url=url)
             request = ProviderRequest(messages=[user("What is the answer?")])
             body = p.build_body(request, stream=stream)
-            call = p._call_for(stream)
+            call = p._call(stream=stream)
             asyncio.run(alloy_turns(p, w, stream))  # warm-up, untimed
             asyncio.run(_gemini_raw_turns(call.url, body, call.headers, w, stream))
 

@@ -16,7 +16,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
-from alloy_nb.errors import ConfigError, ProviderConfigError, ProviderError, StreamError
+from alloy_nb.errors import (
+    ConfigError,
+    ProviderConfigError,
+    ProviderError,
+    ProviderHTTPError,
+    StreamError,
+)
 from alloy_nb.providers._sse import SSEEvent
 from alloy_nb.providers._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -99,10 +105,20 @@ class HTTPProvider(Provider):
             return self._key.env or ("api_key",)
         return ()
 
-    def _call(self) -> Call:
+    def _call(self, *, stream: bool = False) -> Call:
         key = self._key.get(self.name, self.model)
         headers = {**self.base_headers, **self._headers, **auth_headers(self.auth_scheme, key)}
-        return Call(self.name, self.model, self._url, headers, key, self.max_response_bytes)
+        return Call(self.name, self.model, self._endpoint(stream), headers, key,
+                    self.max_response_bytes)
+
+    def _endpoint(self, stream: bool) -> str:
+        """The URL a request goes to; one for both unless the vendor streams elsewhere."""
+        return self._url
+
+    def refine_error(self, err: ProviderHTTPError) -> ProviderHTTPError:
+        """The vendor's own reading of an HTTP error the shared mapping made (a status it
+        uses differently, a wait given in the body); the default keeps it as it is."""
+        return err
 
     @abstractmethod
     def build_body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:
@@ -118,19 +134,34 @@ class HTTPProvider(Provider):
 
     async def complete(self, request: ProviderRequest) -> Completion:
         call = self._call()
-        data, rid = await post_json(call, self.build_body(request, stream=False), request.timeout_s)
+        body = self.build_body(request, stream=False)
+        with self._refined():
+            data, rid = await post_json(call, body, request.timeout_s)
         with _hostile(call, rid):
             return self.parse_reply(call, data, rid)
 
     async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
-        call = self._call()
+        call = self._call(stream=True)
         body = self.build_body(request, stream=True)
-        async with open_stream(call, body, request.timeout_s) as events:
-            if not events.is_sse:
-                data = await events.json()
-                with _hostile(call, events.request_id):
-                    return self.parse_reply(call, data, events.request_id)
-            return await self._consume(events, on_delta)
+        with self._refined():
+            async with open_stream(call, body, request.timeout_s) as events:
+                if not events.is_sse:
+                    data = await events.json()
+                    with _hostile(call, events.request_id):
+                        return self.parse_reply(call, data, events.request_id)
+                return await self._consume(events, on_delta)
+
+    @contextmanager
+    def _refined(self) -> Iterator[None]:
+        """HTTP errors leave through ``refine_error``."""
+        try:
+            yield
+        except ProviderHTTPError as exc:
+            refined = self.refine_error(exc)
+            if refined is exc:
+                raise
+            # from None: the refined error carries the same fields (message, body, status)
+            raise refined from None
 
     async def _consume(self, events: EventStream, on_delta: OnDelta) -> Completion:
         """Feed one stream's events to a fresh accumulator and return its Completion."""

@@ -44,7 +44,7 @@ from alloy_nb.messages import (
 )
 from alloy_nb.providers._sse import SSEEvent
 from alloy_nb.providers._template import HTTPProvider, check_max_output_tokens
-from alloy_nb.providers._transport import ApiKey, Call, EventStream, open_stream, post_json
+from alloy_nb.providers._transport import ApiKey, Call, EventStream, open_stream
 from alloy_nb.providers._vendor_errors import error_from_payload, tool_arguments, unexpected_reply
 from alloy_nb.providers.base import Completion, DeltaKind, OnDelta, ProviderRequest
 from alloy_nb.usage import Usage
@@ -159,32 +159,21 @@ class Gemini(HTTPProvider):
             body["safetySettings"] = [dict(s) for s in self.safety_settings]
         return body
 
-    def _call_for(self, stream: bool) -> Call:
-        call = self._call()
-        if not stream:
-            return call
-        return Call(call.provider, call.model, self._stream_url, call.headers, call.secret)
+    def _endpoint(self, stream: bool) -> str:
+        return self._stream_url if stream else self._url
 
-    async def complete(self, request: ProviderRequest) -> Completion:
-        call = self._call_for(False)
-        body = self.build_body(request, stream=False)
-        try:
-            data, rid = await post_json(call, body, request.timeout_s)
-        except ProviderHTTPError as exc:
-            # from None: the refined error is this one, or a copy with the same fields
-            raise _refine_http_error(exc) from None
-        return self.parse_reply(call, data, rid)
+    def refine_error(self, err: ProviderHTTPError) -> ProviderHTTPError:
+        return _refine_http_error(err)
 
     async def stream(self, request: ProviderRequest, on_delta: OnDelta) -> Completion:
-        call = self._call_for(True)
+        """The template's, except that a JSON array of chunks (the endpoint answering
+        without ``alt=sse``) is read chunk by chunk, so its deltas are still seen."""
+        call = self._call(stream=True)
         body = self.build_body(request, stream=True)
-        try:
+        with self._refined():
             async with open_stream(call, body, request.timeout_s) as events:
                 if events.is_sse:
-                    # the shared path: wrong-shaped events become StreamError, and the usage
-                    # of a stream cut off or cancelled after a usage chunk is still counted
                     return await self._consume(events, on_delta)
-                # a JSON array of chunks (the endpoint without alt=sse) or one reply
                 data = await events.json()
                 if not isinstance(data, list):
                     return self.parse_reply(call, data, events.request_id)
@@ -192,9 +181,6 @@ class Gemini(HTTPProvider):
                 for chunk in data:
                     acc.feed_chunk(chunk)
                 return acc.result()
-        except ProviderHTTPError as exc:
-            # from None: the refined error is this one, or a copy with the same fields
-            raise _refine_http_error(exc) from None
 
     def parse_reply(self, call: Call, data: Any, request_id: str | None) -> Completion:
         if isinstance(data, list):  # streamGenerateContent without alt=sse
